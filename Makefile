@@ -1,0 +1,48 @@
+# Backdrop — set-up, demo and tests. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MEDIAPIPE_WHEEL_DIR := .cache/mediapipe
+# Debian packages the tests use: GStreamer's RTSP server (relay), ffmpeg/ffprobe, Chromium, Xvfb.
+APT_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg chromium xvfb
+
+.PHONY: install system-deps fetch-mediapipe demo test test-fast lint bench weights clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+fetch-mediapipe: install
+	@ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl >/dev/null 2>&1 || \
+		$(PY) -m pip download -q --no-deps --only-binary=:all: mediapipe==0.10.14 -d $(MEDIAPIPE_WHEEL_DIR)
+
+demo: install
+	$(PY) -m stream.cli run --config configs/default.yaml
+
+test: install system-deps fetch-mediapipe
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+weights: fetch-mediapipe
+	$(PY) -m stream.cli model import --wheel $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""The model's contract, stored beside the model files so every runtime reads it from one place.
+
+A model called ``NAME`` lives as ``NAME.keras`` / ``NAME.onnx`` / ``NAME.tflite`` plus ``NAME.json``
+(this contract) in one folder. Runtimes never hard-code input size, layout or tensor names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from model.errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+BUILTIN_MODELS = {"general": "selfie_general", "landscape": "selfie_landscape"}
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What a segmenter expects and returns: NHWC RGB float32 in [0, 1] in, N×H×W×1 probability out."""
+
+    name: str
+    variant: str
+    input_height: int
+    input_width: int
+    input_name: str = "image"
+    output_name: str = "mask"
+    channel_order: str = "RGB"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    origin: str = ""
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the model input."""
+        return self.input_height, self.input_width
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelContract:
+        try:
+            data = json.loads(path.read_text())
+            data["value_range"] = tuple(data.get("value_range", (0.0, 1.0)))
+            return cls(**data)
+        except FileNotFoundError as e:
+            raise ModelError(f"model contract not found: {path}") from e
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"model contract {path} is invalid: {e}") from e
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one model's files live: ``stem`` plus a suffix per format."""
+
+    stem: Path
+
+    def path(self, suffix: str) -> Path:
+        return self.stem.with_suffix(suffix)
+
+    @property
+    def contract(self) -> ModelContract:
+        return ModelContract.load(self.path(".json"))
+
+    def require(self, suffix: str) -> Path:
+        """The file of one format, or a ModelError that names it."""
+        path = self.path(suffix)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        return path
+
+
+def resolve_model(spec: str) -> ModelFiles:
+    """Map ``general``, ``landscape`` or a path to any of a model's files onto its ModelFiles."""
+    if spec in BUILTIN_MODELS:
+        return ModelFiles(WEIGHTS_DIR / BUILTIN_MODELS[spec])
+    path = Path(spec)
+    stem = path.with_suffix("") if path.suffix in {".keras", ".onnx", ".tflite", ".json"} else path
+    files = ModelFiles(stem)
+    if not files.path(".json").is_file():
+        known = ", ".join(BUILTIN_MODELS)
+        raise ModelError(f"unknown model {spec!r}: use {known} or a path to a model with a .json contract beside it")
+    return files

@@ -1,0 +1,22 @@
+"""Backdrop's exception hierarchy: every error a user can cause derives from BackdropError.
+
+The CLI turns any BackdropError into one line on stderr and exit code 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class BackdropError(Exception):
+    """Base of every error that the CLI reports as one line."""
+
+
+class ModelError(BackdropError):
+    """A model file is missing, unreadable or does not match its contract."""
+
+
+class RuntimeUnavailable(BackdropError):
+    """An inference runtime is not installed or cannot run here (names what to install)."""
+
+
+class ExportError(BackdropError):
+    """Exporting a Keras model to another format failed."""

@@ -1,0 +1,15 @@
+"""cuda-python's runtime module under either of its import paths (cuda.bindings ≥ 12.6, cuda.cudart before)."""
+
+from __future__ import annotations
+
+from model.errors import RuntimeUnavailable
+
+try:
+    from cuda.bindings import runtime as cudart
+except ImportError:
+    try:
+        from cuda import cudart
+    except ImportError as e:
+        raise RuntimeUnavailable("the tensorrt runtime needs cuda-python: pip install 'backdrop[tensorrt]'") from e
+
+__all__ = ["cudart"]

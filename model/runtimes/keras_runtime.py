@@ -1,0 +1,37 @@
+"""The reference runtime: the Keras model itself on TensorFlow (slowest, but the source of truth)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from model.contract import ModelFiles
+from model.errors import RuntimeUnavailable
+from model.keras_io import load_keras_model
+from model.segmenter import Segmenter
+
+
+class KerasSegmenter(Segmenter):
+    name = "keras"
+
+    @staticmethod
+    def require() -> None:
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
+            raise RuntimeUnavailable("the keras runtime needs TensorFlow: pip install 'backdrop[keras]'")
+
+    def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
+        super().__init__(files, threads=threads)
+        import tensorflow as tf
+
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # TensorFlow already started: its thread pools are fixed for this process
+        self.model = load_keras_model(files.require(".keras"))
+        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def segment(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(self.check_batch(batch)))[..., 0]

@@ -1,0 +1,53 @@
+"""The life cycle every source shares: open, read frames, close."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+import numpy as np
+
+
+class Source(ABC):
+    """A producer of BGR uint8 frames.
+
+    ``live`` sources (webcam, RTSP, HTTP) run at their own pace, so the pipeline drops their oldest frames
+    when it falls behind; finite sources (files, folders) are read at the pipeline's pace and never dropped.
+    """
+
+    live: bool = False
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect and read enough to know the frame size; raise SourceError naming the problem."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next BGR frame, or None at end of stream."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device, file or connection. Safe to call twice."""
+
+    @property
+    @abstractmethod
+    def fps(self) -> float:
+        """Nominal frame rate (the sinks encode at it)."""
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in a finite source when known (for progress and ETA), else None."""
+        return None
+
+    def describe(self) -> str:
+        """A human name for logs and errors, with any credentials masked."""
+        return type(self).__name__
+
+    def __enter__(self) -> Source:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
