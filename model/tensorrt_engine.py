@@ -16,8 +16,12 @@ from pathlib import Path
 from model.errors import ExportError, RuntimeUnavailable
 
 TENSORRT_HINT = "pip install 'backdrop[tensorrt]' on a machine with an NVIDIA GPU and driver"
-DEFAULT_CACHE_DIR = Path(os.environ.get("BACKDROP_CACHE", Path.home() / ".cache" / "backdrop")) / "tensorrt"
 WORKSPACE_BYTES = 1 << 30
+
+
+def default_cache_dir() -> Path:
+    """Where engines are cached: $BACKDROP_CACHE/tensorrt, else ~/.cache/backdrop/tensorrt."""
+    return Path(os.environ.get("BACKDROP_CACHE", Path.home() / ".cache" / "backdrop")) / "tensorrt"
 
 
 def import_tensorrt():
@@ -108,9 +112,10 @@ def deserialize(plan: bytes):
     return trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
 
 
-def load_or_build_engine(spec: EngineSpec, cache_dir: Path = DEFAULT_CACHE_DIR):
+def load_or_build_engine(spec: EngineSpec, cache_dir: Path | None = None):
     """The cached engine for ``spec`` on this GPU and TensorRT, building (and caching) it when needed."""
     trt = import_tensorrt()
+    cache_dir = cache_dir or default_cache_dir()
     path = cache_dir / f"{spec.cache_key(trt.__version__, gpu_name())}.engine"
     if path.is_file():
         engine = deserialize(path.read_bytes())
