@@ -8,7 +8,7 @@ from pathlib import Path
 from model.contract import WEIGHTS_DIR, resolve_model
 from model.errors import ModelError
 
-EXPORT_FORMATS = ("onnx", "tflite", "tflite-fp16", "tensorrt")
+EXPORT_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "tflite-fp16": ".fp16.tflite", "tensorrt": ".engine"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     exporter = commands.add_parser("export", help="export a Keras model to ONNX, TFLite or a TensorRT engine")
     exporter.add_argument("--model", default="general", help="general, landscape or a path to a .keras model")
-    exporter.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    exporter.add_argument("--format", choices=tuple(EXPORT_SUFFIXES), required=True)
     exporter.add_argument("--out", type=Path, help="output file (default: beside the model)")
     exporter.add_argument("--max-batch", type=int, default=8, help="TensorRT optimisation profile's largest batch")
     exporter.add_argument("--fp32", action="store_true", help="TensorRT: build in float32 instead of FP16")
@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from model.weight_import import import_mediapipe
 
+    if not args.wheel.is_file():
+        raise ModelError(f"file not found: {args.wheel}")
     variants = ("general", "landscape") if args.variant == "both" else (args.variant,)
     for path in import_mediapipe(args.wheel, args.out, variants):
         print(path)
@@ -45,29 +47,24 @@ def run_import(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     files = resolve_model(args.model)
     contract = files.contract
+    out = args.out or Path(f"{files.stem}{EXPORT_SUFFIXES[args.format]}")
+    if not out.parent.is_dir():
+        raise ModelError(f"output folder does not exist: {out.parent}")
     if args.format == "tensorrt":
         from model.tensorrt_engine import EngineSpec, build_serialized_engine
 
-        spec = EngineSpec(
-            files.require(".onnx"), contract.input_name, contract.input_size, args.max_batch, not args.fp32
-        )
-        out = args.out or files.path(".engine")
+        onnx_path = files.require(".onnx")
+        spec = EngineSpec(onnx_path, contract.input_name, contract.input_size, args.max_batch, not args.fp32)
         out.write_bytes(build_serialized_engine(spec))
-        print(out)
-        return 0
-
-    from model.export import export_onnx, export_tflite
-    from model.keras_io import load_keras_model
-
-    model = load_keras_model(files.require(".keras"))
-    suffix = {"onnx": ".onnx", "tflite": ".tflite", "tflite-fp16": ".fp16.tflite"}[args.format]
-    out = args.out or Path(f"{files.stem}{suffix}")
-    if out.parent and not out.parent.is_dir():
-        raise ModelError(f"output folder does not exist: {out.parent}")
-    if args.format == "onnx":
-        export_onnx(model, contract, out)
     else:
-        export_tflite(model, contract, out, fp16=args.format == "tflite-fp16")
+        from model.export import export_onnx, export_tflite
+        from model.keras_io import load_keras_model
+
+        model = load_keras_model(files.require(".keras"))
+        if args.format == "onnx":
+            export_onnx(model, contract, out)
+        else:
+            export_tflite(model, contract, out, fp16=args.format == "tflite-fp16")
     print(out)
     return 0
 
