@@ -1,0 +1,101 @@
+"""`backdrop eval`: run a model over a labelled dataset and score every image and clip.
+
+Frames go through the same resize as in the live pipeline, and the predicted mask is scaled back to the
+truth's own resolution, so the numbers describe what a user sees, at full size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from model.evaluation.metrics import ClipMotion, MaskScores, score_mask
+from model.segmenter import load_segmenter
+from model.training.layout import Sample, find_samples, read_pair, resize_to_input
+
+METRICS = tuple(f.name for f in fields(MaskScores))
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    sample: Sample
+    scores: MaskScores
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    clip: str
+    frames: int
+    flicker: float
+    excess_flicker: float
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Per-image scores, per-clip temporal scores, and what produced them."""
+
+    model: str
+    runtime: str
+    data: str
+    samples: list[SampleResult]
+    clips: list[ClipResult]
+
+    def mean(self) -> dict[str, float]:
+        """Each metric averaged over images (every image weighs the same, as in DAVIS)."""
+        return {m: float(np.mean([getattr(s.scores, m) for s in self.samples])) for m in METRICS}
+
+    def worst(self, count: int) -> list[SampleResult]:
+        """The ``count`` images with the lowest IoU (ties: lowest boundary F first)."""
+        return sorted(self.samples, key=lambda s: (s.scores.iou, s.scores.boundary_f, s.sample.name))[:count]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "runtime": self.runtime,
+            "data": self.data,
+            "images": len(self.samples),
+            "mean": self.mean(),
+            "clips": [asdict(c) for c in self.clips],
+            "samples": [{"name": s.sample.name, "clip": s.sample.clip, **asdict(s.scores)} for s in self.samples],
+        }
+
+
+class Evaluator:
+    """A model opened on one runtime, scoring images at their own resolution."""
+
+    def __init__(self, model: str = "general", runtime: str = "onnxruntime", *, threads: int | None = None) -> None:
+        self.model, self.runtime = model, runtime
+        self.segmenter = load_segmenter(model, runtime, threads=threads)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Person probability for an RGB uint8 image, H×W float32 at the image's size."""
+        small = resize_to_input(image, self.segmenter.contract.input_size).astype(np.float32) / 255
+        probability = self.segmenter.segment(small[None])[0]
+        return cv2.resize(probability, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+    def evaluate(self, data: Path) -> EvalReport:
+        results: list[SampleResult] = []
+        motions: dict[str, ClipMotion] = {}
+        for sample in find_samples(data):
+            image, truth = read_pair(sample)
+            alpha = self.predict(image)
+            results.append(SampleResult(sample, score_mask(truth, alpha)))
+            if sample.clip:
+                motions.setdefault(sample.clip, ClipMotion()).add(alpha, truth)
+        clips = [ClipResult(name, m.steps + 1, m.flicker, m.excess_flicker) for name, m in motions.items()]
+        return EvalReport(self.model, self.runtime, str(data), results, clips)
+
+    def close(self) -> None:
+        self.segmenter.close()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

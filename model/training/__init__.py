@@ -1,0 +1,1 @@
+"""Fine-tuning the segmenter on a user's own data: dataset layout, augmentation, distillation, training."""
