@@ -28,8 +28,11 @@ fetch-mediapipe: install
 	@ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl >/dev/null 2>&1 || \
 		$(PY) -m pip download -q --no-deps --only-binary=:all: mediapipe==0.10.14 -d $(MEDIAPIPE_WHEEL_DIR)
 
+# The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred.
 demo: install
-	$(PY) -m stream.cli run --config configs/default.yaml
+	$(PY) -m stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
+	$(VENV)/bin/backdrop run --config configs/file.yaml --source out/demo_input.mp4 --background blur:31 \
+		--output out/demo.mp4 --stats-json out/demo_stats.json
 
 test: install system-deps fetch-mediapipe
 	$(PY) -m pytest -q

@@ -1,0 +1,171 @@
+"""File → file throughput of the threaded pipeline beside a plain sequential loop, measured in the same run.
+
+Both use the same clip (the demo person clip), model, runtime, compositing and H.264 encoder; the loop runs
+read → preprocess → infer → composite → write one frame at a time on one thread, as a simple script would.
+Prints median fps over repeats and the pipeline/loop ratio per resolution.
+
+    .venv/bin/python benchmarks/pipeline_fps.py [--sizes 1280x720,1920x1080] [--frames 300] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from model.segmenter import load_segmenter
+from stream.compositing.backgrounds import parse_background
+from stream.compositing.matte import MatteMaker
+from stream.config import EncoderConfig, MaskConfig
+from stream.demo_clip import write_clip
+from stream.pipeline import Pipeline
+from stream.sinks.video_file import VideoFileSink
+from stream.sources.video_file import VideoFileSource
+
+
+class Timed:
+    """Wall time and this process's CPU time (all threads) of a block, per frame."""
+
+    def __enter__(self) -> Timed:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def result(self, frames: int) -> tuple[float, float]:
+        """(fps, CPU milliseconds per frame)."""
+        return frames / self.wall, self.cpu / frames * 1000
+
+
+def run_pipeline(
+    clip: Path, output: Path, *, background: str, runtime: str, threads: int | None
+) -> tuple[float, float]:
+    """(fps, CPU ms/frame) of the threaded pipeline, from opening the clip to a finished output file."""
+    with (
+        Timed() as timed,
+        VideoFileSource(clip) as source,
+        load_segmenter("general", runtime, threads=threads) as segmenter,
+    ):
+        stats = Pipeline(source, segmenter, parse_background(background), [VideoFileSink(output)]).run()
+    return timed.result(stats["frames_out"])
+
+
+def run_sequential(
+    clip: Path, output: Path, *, background: str, runtime: str, threads: int | None
+) -> tuple[float, float]:
+    """(fps, CPU ms/frame) of the one-thread loop with the same components."""
+    with (
+        Timed() as timed,
+        VideoFileSource(clip) as source,
+        load_segmenter("general", runtime, threads=threads) as segmenter,
+    ):
+        height, width = segmenter.contract.input_size
+        image = source.read()
+        frame_height, frame_width = image.shape[:2]
+        backdrop = parse_background(background)
+        backdrop.open(frame_width, frame_height)
+        maker = MatteMaker(MaskConfig(), frame_width, frame_height)
+        sink = VideoFileSink(output)
+        sink.open(frame_width, frame_height, source.fps)
+        previous, frames = None, 0
+        while image is not None:
+            small = cv2.cvtColor(cv2.resize(image, (width, height)), cv2.COLOR_BGR2RGB)
+            mask = segmenter.segment(small[None].astype(np.float32) * np.float32(1 / 255))[0]
+            alpha, previous = maker.matte(mask, image, previous)
+            sink.write(backdrop.compose(image, alpha))
+            frames += 1
+            image = source.read()
+        sink.close()
+        backdrop.close()
+    return timed.result(frames)
+
+
+def cli_run(clip: Path, output: Path, *extra: str) -> float:
+    """Wall time of ``backdrop run`` as a fresh process (imports, model load, run, close)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "stream.cli", "run", "--source", str(clip), "--output", str(output),
+         "--runtime", "onnxruntime", "--no-progress", *extra],
+        check=True, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def measure(clip: Path, folder: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Median fps of pipeline and loop over interleaved repeats (drifting machine load hits both alike)."""
+    common = {"background": args.background, "runtime": args.runtime}
+    piped, looped = [], []
+    for _ in range(args.repeats):
+        piped.append(run_pipeline(clip, folder / "p.mp4", threads=args.pipeline_threads, **common))
+        looped.append(run_sequential(clip, folder / "s.mp4", threads=args.loop_threads or None, **common))
+    pipeline_fps, loop_fps = statistics.median(f for f, _ in piped), statistics.median(f for f, _ in looped)
+    return {
+        "pipeline_fps": round(pipeline_fps, 1),
+        "sequential_fps": round(loop_fps, 1),
+        "ratio": round(pipeline_fps / loop_fps, 2),
+        "pipeline_runs": [round(f, 1) for f, _ in piped],
+        "sequential_runs": [round(f, 1) for f, _ in looped],
+        # CPU per frame does not depend on how busy the machine is; 2000 / it bounds fps on two idle cores
+        "pipeline_cpu_ms_per_frame": round(statistics.median(c for _, c in piped), 2),
+        "sequential_cpu_ms_per_frame": round(statistics.median(c for _, c in looped), 2),
+    }
+
+
+def measure_process(clip: Path, folder: Path) -> dict[str, object]:
+    """Start-up to the first written frame, and peak RSS of a whole run, both of a fresh ``backdrop`` process."""
+    startup = statistics.median(cli_run(clip, folder / "one.mp4", "--max-frames", "1") for _ in range(3))
+    cli_run(clip, folder / "all.mp4")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"startup_to_first_frame_s": round(startup, 2), "peak_rss_mb": round(peak_mb)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1280x720,1920x1080")
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--background", default="blur:21")
+    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--pipeline-threads", type=int, default=1, help="runtime threads in the pipeline")
+    parser.add_argument("--loop-threads", type=int, default=0, help="runtime threads in the loop (0 = runtime default)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    encoder = EncoderConfig()
+    print(f"background {args.background}, runtime {args.runtime}, x264 {encoder.preset}, crf {encoder.crf}")
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for size in args.sizes.split(","):
+            width, height = (int(v) for v in size.split("x"))
+            clip = write_clip(folder / f"in_{size}.mp4", width=width, height=height, frames=args.frames)
+            result = results[size] = measure(clip, folder, args)
+            runs = f"(runs: {result['pipeline_runs']} / {result['sequential_runs']})"
+            print(
+                f"{size}: pipeline {result['pipeline_fps']:6.1f} fps   sequential loop {result['sequential_fps']:6.1f} "
+                f"fps   ratio {result['ratio']:4.2f}x   {runs}   CPU ms/frame: pipeline "
+                f"{result['pipeline_cpu_ms_per_frame']}, loop {result['sequential_cpu_ms_per_frame']}",
+                flush=True,
+            )
+        clip = folder / "in_1280x720.mp4"
+        if clip.exists():
+            process = results["process_1280x720"] = measure_process(clip, folder)
+            print(
+                f"1280x720 process: start-up to first frame written {process['startup_to_first_frame_s']} s, "
+                f"peak RSS {process['peak_rss_mb']} MB"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

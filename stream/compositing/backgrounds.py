@@ -1,0 +1,207 @@
+"""Backgrounds: what replaces the pixels the matte marks as background, parsed from a spec string.
+
+Specs: ``blur[:K]``, ``color:#RRGGBB``, a path to an image (scaled to cover) or a video (looped),
+``transparent`` (BGRA out, alpha = matte) and ``mask`` (the matte itself, for debugging).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from stream.compositing.blend import Matte, blend
+from stream.errors import BackgroundError, SourceError
+
+if TYPE_CHECKING:
+    from stream.sources.video_file import VideoFileSource
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts"}
+
+
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale ``image`` to cover width×height and crop the centre, as CSS ``object-fit: cover`` does."""
+    ih, iw = image.shape[:2]
+    scale = max(width / iw, height / ih)
+    sw, sh = max(width, round(iw * scale)), max(height, round(ih * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (sw, sh), interpolation=interpolation)
+    x, y = (sw - width) // 2, (sh - height) // 2
+    return np.ascontiguousarray(scaled[y : y + height, x : x + width])
+
+
+class Background(ABC):
+    """Composes one frame with its matte. ``open`` receives the frame size before the first frame."""
+
+    has_alpha: bool = False  # True when compose returns BGRA
+
+    def open(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+
+    @abstractmethod
+    def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
+        """The output frame for BGR ``image`` and its ``matte`` (1 = person)."""
+
+    def close(self) -> None:
+        """Release any file the background reads."""
+
+
+class Replacement(Background):
+    """A background that puts another picture behind the person."""
+
+    fresh_backdrop = False  # True when backdrop() returns a new array each call, which the blend may overwrite
+
+    @abstractmethod
+    def backdrop(self, image: np.ndarray) -> np.ndarray:
+        """The full-resolution BGR picture behind the person for this frame."""
+
+    def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
+        return blend(image, self.backdrop(image), matte, backdrop_is_scratch=self.fresh_backdrop)
+
+
+class Blur(Replacement):
+    """The frame itself, blurred by a Gaussian of kernel ``ksize`` (computed at reduced size: same look, less work)."""
+
+    fresh_backdrop = True
+
+    def __init__(self, ksize: int) -> None:
+        self.sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a kernel of this size
+        self.factor = max(1, min(8, int(self.sigma)))
+
+    def open(self, width: int, height: int) -> None:
+        super().open(width, height)
+        self.small_size = (max(1, width // self.factor), max(1, height // self.factor))
+
+    def backdrop(self, image: np.ndarray) -> np.ndarray:
+        small = cv2.resize(image, self.small_size, interpolation=cv2.INTER_LINEAR)
+        small = cv2.GaussianBlur(small, (0, 0), self.sigma / self.factor)
+        return cv2.resize(small, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+
+class Color(Replacement):
+    """A solid colour."""
+
+    def __init__(self, bgr: tuple[int, int, int]) -> None:
+        self.bgr = bgr
+
+    def open(self, width: int, height: int) -> None:
+        super().open(width, height)
+        self.plate = np.empty((height, width, 3), np.uint8)
+        self.plate[:] = self.bgr
+
+    def backdrop(self, image: np.ndarray) -> np.ndarray:
+        return self.plate
+
+
+class Picture(Replacement):
+    """A still image, scaled to cover the frame once at open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open(self, width: int, height: int) -> None:
+        super().open(width, height)
+        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise BackgroundError(f"cannot read background image {self.path}")
+        self.plate = cover(image, width, height)
+
+    def backdrop(self, image: np.ndarray) -> np.ndarray:
+        return self.plate
+
+
+class Clip(Replacement):
+    """A video played in a loop, one background frame per output frame, scaled to cover."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader: VideoFileSource | None = None
+
+    def open(self, width: int, height: int) -> None:
+        super().open(width, height)
+        self._restart()
+        self.last = self._next()
+        if self.last is None:
+            raise BackgroundError(f"background video {self.path} has no decodable frames")
+        self._restart()
+
+    def _restart(self) -> None:
+        from stream.sources.video_file import VideoFileSource  # lazy: PyAV only when a clip is used
+
+        self.close()
+        self.reader = VideoFileSource(self.path)
+        try:
+            self.reader.open()
+        except SourceError as e:
+            raise BackgroundError(f"background video: {e}") from e
+
+    def _next(self) -> np.ndarray | None:
+        frame = self.reader.read()
+        return None if frame is None else cover(frame, self.width, self.height)
+
+    def backdrop(self, image: np.ndarray) -> np.ndarray:
+        frame = self._next()
+        if frame is None:  # end of the clip: play it again
+            self._restart()
+            frame = self._next()
+        if frame is not None:
+            self.last = frame
+        return self.last
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+class Transparent(Background):
+    """Keeps the frame and writes the matte into an alpha channel (BGRA out)."""
+
+    has_alpha = True
+
+    def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
+        out = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+        out[:, :, 3] = cv2.convertScaleAbs(matte.full(), alpha=255.0)
+        return out
+
+
+class MaskView(Background):
+    """The matte as a grey picture: white = person. For debugging the segmentation."""
+
+    def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
+        return cv2.cvtColor(cv2.convertScaleAbs(matte.full(), alpha=255.0), cv2.COLOR_GRAY2BGR)
+
+
+_COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
+
+
+def parse_background(spec: str) -> Background:
+    """A Background for ``spec``; a BackgroundError names what is wrong with it."""
+    kind, _, arg = spec.partition(":")
+    if kind == "blur":
+        if arg and not (arg.isdigit() and int(arg) >= 1):
+            raise BackgroundError(f"background {spec!r}: blur size must be a positive integer, e.g. blur:21")
+        return Blur(int(arg) if arg else 21)
+    if kind == "color":
+        match = _COLOR.fullmatch(arg)
+        if not match:
+            raise BackgroundError(f"background {spec!r}: expected color:#RRGGBB")
+        r, g, b = (int(match.group(1)[i : i + 2], 16) for i in (0, 2, 4))
+        return Color((b, g, r))
+    if spec == "transparent":
+        return Transparent()
+    if spec == "mask":
+        return MaskView()
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise BackgroundError(
+            f"background {spec!r} is not blur[:K], color:#RRGGBB, transparent, mask, or an image/video file"
+        )
+    if not path.is_file():
+        raise BackgroundError(f"background file not found: {spec}")
+    return Picture(path) if suffix in IMAGE_SUFFIXES else Clip(path)

@@ -1,0 +1,109 @@
+"""The full-resolution blend, done only where the matte is neither 0 nor 1.
+
+A person's matte is almost everywhere exactly 0 or 1; only a band along the silhouette is fractional.
+The matte is cut into horizontal strips at its (reduced) working size; in each strip the columns split
+into runs that touch the band, which get the float blend, and runs that are constant across the strip,
+which are plain copies of the frame (alpha 1) or left as backdrop (alpha 0). The result equals blending
+with the bilinearly upsampled matte everywhere, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+STRIP_ROWS = 8  # working-size rows per strip
+MERGE_GAP = 4  # band runs closer than this many working-size columns are blended as one region
+_NEIGHBOURS = np.ones((3, 3), np.uint8)
+
+
+@dataclass(frozen=True)
+class Matte:
+    """An alpha matte (float32, 1 = person) at a working size, standing for its bilinear upsample to ``size``."""
+
+    work: np.ndarray
+    size: tuple[int, int]  # full (width, height)
+
+    def full(self) -> np.ndarray:
+        """The matte at full resolution (float32)."""
+        if self.work.shape[::-1] == self.size:
+            return self.work
+        return cv2.resize(self.work, self.size, interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Full-resolution rectangle [x0, x1) × [y0, y1) and what it needs: "blend", "image" or "backdrop"."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    kind: str
+
+
+def plan(matte: Matte) -> list[Run]:
+    """Cover the frame with runs; only "blend" runs contain alpha values other than 0 and 1."""
+    work8 = cv2.convertScaleAbs(matte.work, alpha=255.0)
+    height, width = work8.shape
+    full_width, full_height = matte.size
+    sx, sy = full_width / width, full_height / height
+    varying = cv2.compare(cv2.dilate(work8, _NEIGHBOURS), cv2.erode(work8, _NEIGHBOURS), cv2.CMP_NE)
+    band = cv2.bitwise_or(varying, cv2.inRange(work8, 1, 254))
+    band = cv2.dilate(band, _NEIGHBOURS)  # a full-resolution pixel samples its neighbouring working pixels too
+    strips = -(-height // STRIP_ROWS)
+    padded = np.zeros((strips * STRIP_ROWS, width), np.uint8)
+    padded[:height] = band
+    touched = padded.reshape(strips, STRIP_ROWS, width).max(axis=1)  # per strip: columns that touch the band
+    touched = cv2.morphologyEx(touched, cv2.MORPH_CLOSE, np.ones((1, MERGE_GAP), np.uint8))
+    flags = np.zeros((strips, width + 2), np.int8)
+    flags[:, 1:-1] = touched > 0
+    strip_of, column = np.nonzero(np.diff(flags, axis=1))  # alternating starts and stops, strip by strip
+    edges: list[list[int]] = [[] for _ in range(strips)]
+    for strip, col in zip(strip_of.tolist(), column.tolist(), strict=True):
+        edges[strip].append(col)
+    full_x = [0, *(round(c * sx) for c in range(1, width)), full_width]  # working column → full-resolution x
+    runs = []
+    for strip, cuts in enumerate(edges):
+        top = strip * STRIP_ROWS
+        y0, y1 = round(top * sy), full_height if top + STRIP_ROWS >= height else round((top + STRIP_ROWS) * sy)
+        previous = 0
+        for start, stop in zip(cuts[::2], cuts[1::2], strict=True):
+            if start > previous:
+                runs.append(_constant(work8, top, previous, start, full_x, y0, y1))
+            runs.append(Run(full_x[start], y0, full_x[stop], y1, "blend"))
+            previous = stop
+        if previous < width:
+            runs.append(_constant(work8, top, previous, width, full_x, y0, y1))
+    return runs
+
+
+def _constant(work8: np.ndarray, top: int, start: int, stop: int, full_x: list[int], y0: int, y1: int) -> Run:
+    """A run where the matte is one constant, 0 or 1, throughout."""
+    return Run(full_x[start], y0, full_x[stop], y1, "image" if work8[top, start] >= 128 else "backdrop")
+
+
+def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False) -> np.ndarray:
+    """``image * alpha + backdrop * (1 - alpha)`` with alpha = ``matte.full()``.
+
+    ``backdrop_is_scratch`` lets the blend write into ``backdrop`` instead of a copy of it (every run only
+    reads the backdrop pixels it then overwrites, so this is safe).
+    """
+    if matte.work.shape[::-1] == matte.size:  # no upsampling to exploit: one blend of the whole frame
+        return cv2.blendLinear(image, backdrop, matte.work, cv2.subtract(1.0, matte.work))
+    out = backdrop if backdrop_is_scratch else backdrop.copy()
+    alpha: np.ndarray | None = None
+    for run in plan(matte):
+        rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
+        if run.kind == "image":
+            out[rows, columns] = image[rows, columns]
+        elif run.kind == "blend":
+            if alpha is None:
+                alpha = matte.full()
+            weights = alpha[rows, columns]
+            out[rows, columns] = cv2.blendLinear(
+                image[rows, columns], backdrop[rows, columns], weights, cv2.subtract(1.0, weights)
+            )
+    return out

@@ -1,0 +1,135 @@
+"""``backdrop run``: parse flags over the YAML config, build the pipeline, run it, report.
+
+Order of work is chosen so bad input fails before anything is written: source (first frame), background,
+model, then outputs. SIGINT/SIGTERM ask the pipeline to stop gracefully (files stay playable); a second
+signal stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from stream.config import RunConfig, load_config, with_overrides
+from stream.errors import SinkError, SourceError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="replace the background of a video stream",
+        description="Capture → segment → composite → write. Flags override the --config YAML.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML run configuration (see configs/)")
+    parser.add_argument(
+        "--source", help="video file, image folder, webcam index or /dev/videoN, rtsp:// or http:// URL, testsrc"
+    )
+    parser.add_argument("--background", help="blur[:K], color:#RRGGBB, an image or video file, transparent, mask")
+    parser.add_argument(
+        "--output",
+        action="append",
+        help="file (.mp4/.mkv/.mov), folder/ of PNGs, window, null, vcam[:DEV], rtsp://, http://; repeatable",
+    )
+    parser.add_argument("--runtime", help="onnxruntime, tflite, keras, tensorrt or auto")
+    parser.add_argument("--model", help="general, landscape or a path to a model")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames are written")
+    parser.add_argument("--stats-json", help="write the final statistics to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the live progress line")
+    parser.set_defaults(handler=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The YAML config (or defaults) with every given flag applied on top."""
+    overrides = {
+        "source.uri": args.source,
+        "background": args.background,
+        "outputs": args.output,
+        "model.runtime": args.runtime,
+        "model.name": args.model,
+        "pipeline.max_frames": args.max_frames,
+        "pipeline.stats_json": args.stats_json,
+        "pipeline.progress": False if args.no_progress else None,
+    }
+    return with_overrides(load_config(args.config), overrides)
+
+
+@contextmanager
+def stop_on_signals(pipeline: Any) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM: the first asks for a graceful stop, the next one aborts the run.
+
+    Yields the list of signals received, so the caller can tell an interrupted run from a finished one.
+    """
+    received: list[int] = []
+
+    def handle(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            pipeline.abort(KeyboardInterrupt())
+        else:
+            pipeline.request_stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def write_stats(path: str, stats: dict[str, Any]) -> None:
+    try:
+        Path(path).write_text(json.dumps(stats, indent=2) + "\n")
+    except OSError as e:
+        raise SinkError(f"cannot write stats to {path}: {e.strerror or e}") from e
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    from model.segmenter import load_segmenter
+    from stream.compositing.backgrounds import parse_background
+    from stream.pipeline import Pipeline
+    from stream.progress import ProgressLine
+    from stream.sinks.factory import make_sink
+    from stream.sources.factory import make_source
+
+    source = make_source(config.source)
+    background = parse_background(config.background)
+    sinks = [make_sink(spec, alpha=background.has_alpha, encoder=config.encoder) for spec in config.outputs]
+    if config.pipeline.stats_json and not Path(config.pipeline.stats_json).parent.is_dir():
+        raise SinkError(f"cannot write stats to {config.pipeline.stats_json}: folder does not exist")
+    with source:
+        segmenter = load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads)
+        with segmenter:
+            progress = ProgressLine() if config.pipeline.progress else None
+            pipeline = Pipeline(
+                source,
+                segmenter,
+                background,
+                sinks,
+                mask=config.mask,
+                batch_size=config.model.batch_size,
+                queue_size=config.pipeline.queue_size,
+                max_frames=config.pipeline.max_frames,
+                on_progress=(lambda stats, final: progress.update(stats, final=final)) if progress else None,
+            )
+            with stop_on_signals(pipeline) as signals:
+                stats = pipeline.run()
+    damage = getattr(source, "damage", None)
+    stats["damage"] = damage
+    stats["interrupted"] = bool(signals)
+    if config.pipeline.stats_json:
+        write_stats(config.pipeline.stats_json, stats)
+    if damage:
+        raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
+    print(
+        f"backdrop: {stats['frames_out']} frames in {stats['elapsed_s']:.1f}s ({stats['fps']:.1f} fps) → "
+        + ", ".join(sink.describe() for sink in sinks),
+        file=sys.stderr,
+    )
+    return 0

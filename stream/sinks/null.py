@@ -1,0 +1,26 @@
+"""A sink that discards frames: for benchmarks and dry runs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.sinks.base import Sink
+
+
+class NullSink(Sink):
+    """Counts frames and throws them away."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        self.frames += 1
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def describe(self) -> str:
+        return "null"

@@ -1,0 +1,107 @@
+"""A video file decoded with PyAV (threaded decode), read at the pipeline's pace.
+
+A damaged file is decoded as far as it goes: undecodable packets are skipped, a truncated file ends early,
+and ``damage`` then says what happened so the run can report it after writing every good frame.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream.errors import SourceError
+from stream.sources.base import Source
+
+
+class VideoFileSource(Source):
+    """Frames of the first video stream of a file, as BGR arrays."""
+
+    live = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.container: av.container.InputContainer | None = None
+        self.decoded = 0
+        self.bad_packets = 0
+        self.damage: str | None = None
+        self._fps = 30.0
+        self._expected: int | None = None
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"input not found: {self.path}" if not self.path.exists() else f"not a file: {self.path}")
+        if not os.access(self.path, os.R_OK):
+            raise SourceError(f"input is not readable (permission denied): {self.path}")
+        try:
+            self.container = av.open(str(self.path))
+        except av.error.FFmpegError as e:
+            raise SourceError(f"cannot open {self.path}: {e.strerror or e}") from e
+        if not self.container.streams.video:
+            self.close()
+            raise SourceError(f"{self.path} has no video stream")
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self._fps = float(rate) if rate else 30.0
+        if stream.frames:
+            self._expected = stream.frames
+        elif self.container.duration:
+            self._expected = round(self.container.duration / av.time_base * self._fps)
+        self._frames = self._decode(stream)
+
+    def _decode(self, stream: av.video.stream.VideoStream) -> Iterator[np.ndarray]:
+        """Yield every decodable frame; count bad packets; stop (recording why) when demuxing fails."""
+        packets = self.container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                self.damage = f"{self.path}: stopped reading after {self.decoded} frames: {e.strerror or e}"
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                self.bad_packets += 1
+                continue
+            for frame in frames:
+                self.decoded += 1
+                yield frame.to_ndarray(format="bgr24")
+        self._judge()
+
+    def _judge(self) -> None:
+        """Name the damage once the end is reached: bad packets, or far fewer frames than the header promised."""
+        if self.damage:
+            return
+        if self.bad_packets:
+            self.damage = (
+                f"{self.path} is corrupt: skipped {self.bad_packets} undecodable packets, decoded {self.decoded} frames"
+            )
+        elif self._expected and self.decoded < self._expected - max(2, self._expected // 50):
+            self.damage = f"{self.path} is truncated: decoded {self.decoded} of {self._expected} frames"
+
+    def read(self) -> np.ndarray | None:
+        if self.container is None:
+            raise SourceError(f"{self.path} is not open")
+        return next(self._frames, None)
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def frame_count(self) -> int | None:
+        return self._expected
+
+    def describe(self) -> str:
+        return str(self.path)

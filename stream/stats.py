@@ -1,0 +1,85 @@
+"""Run statistics: per-stage times, frame counts, drops and capture→sink latency, as one JSON-ready snapshot.
+
+Each counter has a single writer thread (capture counts frames in, composite counts frames out), and the
+duration windows are deques, so recording costs no lock; ``snapshot`` can be called from any thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from stream.queues import StageQueue
+
+WINDOW = 2048  # recent samples kept per stage for the percentiles
+
+
+def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
+    """p50 and p95 of durations in seconds, in milliseconds (0 when there are none yet)."""
+    if not samples:
+        return {"p50": 0.0, "p95": 0.0}
+    p50, p95 = np.percentile(np.asarray(samples, dtype=np.float64), [50, 95]) * 1000.0
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
+
+
+class RunStats:
+    """Everything the progress line, the preview page and ``--stats-json`` report."""
+
+    def __init__(self, *, frame_count: int | None, reconnects: Callable[[], int] = lambda: 0) -> None:
+        self.frame_count = frame_count
+        self.reconnects = reconnects
+        self.started = time.monotonic()
+        self.first_output_at: float | None = None
+        self.frames_in = 0
+        self.frames_composited = 0
+        self.written: dict[str, int] = {}  # frames written, per sink
+        self.stage_times: dict[str, deque[float]] = {}
+        self.latencies: deque[float] = deque(maxlen=WINDOW)
+        self.queues: list[StageQueue] = []
+
+    def record(self, stage: str, seconds: float) -> None:
+        """One frame's time in ``stage`` (stages that batch record their per-frame share)."""
+        window = self.stage_times.get(stage)
+        if window is None:
+            window = self.stage_times.setdefault(stage, deque(maxlen=WINDOW))
+        window.append(seconds)
+
+    @property
+    def frames_out(self) -> int:
+        """Frames every sink has written (live sinks may drop different frames)."""
+        return min(self.written.values(), default=0)
+
+    def delivered(self, sink: str, captured_at: float) -> None:
+        """A frame reached ``sink``: count it and record its capture→sink latency."""
+        self.written[sink] = self.written.get(sink, 0) + 1
+        now = time.monotonic()
+        if self.first_output_at is None:
+            self.first_output_at = now
+        self.latencies.append(now - captured_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        frames_out = self.frames_out
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": frames_out,
+            "frames_composited": self.frames_composited,
+            "frame_count": self.frame_count,
+            "dropped": sum(q.dropped for q in self.queues),
+            "fps": round(frames_out / elapsed, 2),
+            "fps_in": round(self.frames_in / elapsed, 2),
+            "fps_out": round(frames_out / elapsed, 2),
+            "elapsed_s": round(elapsed, 3),
+            "first_output_s": None if self.first_output_at is None else round(self.first_output_at - self.started, 3),
+            "latency_ms": percentiles_ms(list(self.latencies)),
+            "stages": {
+                name: {f"{key}_ms": value for key, value in percentiles_ms(list(window)).items()}
+                for name, window in list(self.stage_times.items())
+            },
+            "queues": {q.name: len(q) for q in self.queues},
+            "reconnects": self.reconnects(),
+        }

@@ -1,0 +1,262 @@
+"""End to end through the threaded pipeline with the real model and real codecs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from clips import CLIP_FRAMES, decode, run_cli
+
+from stream.compositing.backgrounds import parse_background
+from stream.config import MaskConfig
+from stream.demo_clip import read_stamp
+from stream.errors import SourceError
+from stream.pipeline import Pipeline
+from stream.sinks.base import Sink
+from stream.sinks.video_file import VideoFileSink
+from stream.sources.testsrc import TestSource
+from stream.sources.video_file import VideoFileSource
+
+GREEN = (0, 255, 0)
+
+
+def model_alpha(segmenter, image: np.ndarray) -> np.ndarray:
+    """The model's own mask for ``image``, upsampled to its size."""
+    height, width = segmenter.contract.input_size
+    small = cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+    mask = segmenter.segment(small[None].astype(np.float32) / 255.0)[0]
+    return cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def regions(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sure person, sure background) pixels: the model is confident and the edge is ≥ 8 px away."""
+    kernel = np.ones((17, 17), np.uint8)
+    person = cv2.erode((alpha > 0.9).astype(np.uint8), kernel).astype(bool)
+    background = cv2.erode((alpha < 0.1).astype(np.uint8), kernel).astype(bool)
+    return person, background
+
+
+@pytest.fixture(scope="module")
+def green_run(tmp_path_factory: pytest.TempPathFactory, stamped_clip: Path) -> dict:
+    """One CLI run of the stamped clip onto green, to an .mp4 and a PNG folder at once, with stats."""
+    out = tmp_path_factory.mktemp("green")
+    capsys = pytest.MonkeyPatch()  # run_cli needs capsys; use the CLI directly here instead
+    del capsys
+    from stream.cli import main
+
+    code = main(
+        [
+            "run",
+            "--source",
+            str(stamped_clip),
+            "--background",
+            "color:#00ff00",
+            "--output",
+            str(out / "out.mp4"),
+            "--output",
+            str(out / "frames/"),
+            "--output",
+            "null",
+            "--runtime",
+            "onnxruntime",
+            "--stats-json",
+            str(out / "stats.json"),
+        ]
+    )
+    return {"code": code, "dir": out, "stats": json.loads((out / "stats.json").read_text())}
+
+
+def test_every_frame_arrives_in_order(green_run: dict) -> None:
+    assert green_run["code"] == 0
+    frames = decode(green_run["dir"] / "out.mp4")
+    assert [read_stamp(f) for f in frames] == list(range(CLIP_FRAMES))
+    pngs = sorted((green_run["dir"] / "frames").glob("*.png"))
+    assert [read_stamp(cv2.imread(str(p))) for p in pngs] == list(range(CLIP_FRAMES))
+
+
+def test_output_keeps_the_source_frame_rate(green_run: dict) -> None:
+    import av
+
+    with av.open(str(green_run["dir"] / "out.mp4")) as container:
+        assert container.streams.video[0].average_rate == 30
+
+
+def test_background_replaced_and_person_kept(green_run: dict, stamped_clip: Path, segmenter) -> None:
+    inputs = decode(stamped_clip)
+    outputs = decode(green_run["dir"] / "out.mp4")
+    for index in (0, 17, CLIP_FRAMES - 1):
+        person, background = regions(model_alpha(segmenter, inputs[index]))
+        assert person.mean() > 0.1 and background.mean() > 0.2  # the clip has plenty of both
+        out = outputs[index].astype(np.int16)
+        assert np.abs(out[person] - inputs[index][person]).mean() < 4  # codec noise only
+        assert np.abs(out[background] - GREEN).mean() < 4
+
+
+def test_stats_json(green_run: dict) -> None:
+    stats = green_run["stats"]
+    assert stats["frames_in"] == stats["frames_out"] == CLIP_FRAMES and stats["dropped"] == 0
+    assert stats["fps"] > 0 and stats["latency_ms"]["p95"] >= stats["latency_ms"]["p50"] > 0
+    assert {"capture", "preprocess", "inference", "composite"} <= set(stats["stages"])
+    assert all(set(times) == {"p50_ms", "p95_ms"} for times in stats["stages"].values())
+    assert stats["reconnects"] == 0 and stats["damage"] is None
+
+
+def test_transparent_output_has_alpha(tmp_path: Path, stamped_clip: Path, segmenter, capsys) -> None:
+    code, err = run_cli(
+        capsys, "run", "--source", stamped_clip, "--background", "transparent", "--output", tmp_path / "alpha.mkv",
+        "--output", tmp_path / "rgba/", "--max-frames", 5, "--runtime", "onnxruntime",
+    )  # fmt: skip
+    assert code == 0, err
+    frames = decode(tmp_path / "alpha.mkv", "bgra")
+    pngs = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((tmp_path / "rgba").glob("*.png"))]
+    assert len(frames) == len(pngs) == 5
+    source = decode(stamped_clip)[0]
+    person, background = regions(model_alpha(segmenter, source))
+    for image in (frames[0], pngs[0]):
+        assert image.shape[2] == 4
+        assert image[..., 3][person].min() > 200 and image[..., 3][background].max() < 55
+        assert np.abs(image[..., :3].astype(int) - source).mean() < 1  # colour untouched, alpha carries the cut
+
+
+def test_max_frames_on_a_live_source(tmp_path: Path, capsys) -> None:
+    code, err = run_cli(
+        capsys, "run", "--source", "testsrc:160x120@120,live", "--background", "blur:9", "--output",
+        tmp_path / "live.mp4", "--max-frames", 9, "--runtime", "onnxruntime",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(decode(tmp_path / "live.mp4")) == 9
+
+
+class RecordingSink(Sink):
+    """Keeps the stamps it receives; optionally slow (a stand-in for a sink that cannot keep up)."""
+
+    def __init__(self, *, delay_s: float = 0.0, fail_at: int | None = None) -> None:
+        self.delay_s, self.fail_at = delay_s, fail_at
+        self.indices: list[int] = []
+        self.stats_seen: list[dict] = []
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        self.size = (width, height)
+
+    def write(self, image: np.ndarray) -> None:
+        if self.fail_at is not None and len(self.indices) == self.fail_at:
+            raise RuntimeError("disk on fire")
+        if self.delay_s:
+            time.sleep(self.delay_s)  # simulated work, not synchronisation
+        self.indices.append(int(image[0, 0, 0]) + 256 * int(image[0, 0, 1]))
+
+    def update_stats(self, stats: dict) -> None:
+        self.stats_seen.append(stats)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class CountingSource(TestSource):
+    """testsrc that writes its frame index into pixel (0, 0) (blue + 256 × green) and can fail mid-stream."""
+
+    def __init__(self, *, fail_at: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.fail_at = fail_at
+
+    def read(self) -> np.ndarray | None:
+        if self.fail_at is not None and self.index == self.fail_at:
+            raise SourceError("camera unplugged")
+        index = self.index
+        image = super().read()
+        if image is not None:
+            image[0, 0, :2] = (index % 256, index // 256)
+        return image
+
+
+def make_pipeline(source, segmenter, sinks, **kwargs) -> Pipeline:
+    source.open()
+    # transparent keeps every colour pixel, so the index stamped at (0, 0) reaches the sink
+    background = parse_background("transparent")
+    return Pipeline(source, segmenter, background, sinks, mask=MaskConfig(refine="none"), **kwargs)
+
+
+def test_fast_live_source_into_slow_stage_drops_to_bound_latency(segmenter) -> None:
+    source = CountingSource(width=160, height=120, fps=250.0, live=True)
+    sink = RecordingSink(delay_s=0.04)
+    stats = make_pipeline(source, segmenter, [sink], queue_size=2, max_frames=25).run()
+    assert stats["frames_out"] == 25 and len(sink.indices) == 25
+    assert stats["dropped"] > 0 and stats["frames_in"] > 2 * stats["frames_out"]
+    assert sink.indices == sorted(sink.indices)  # drops never reorder
+    assert sink.stats_seen and {"frames_out", "dropped", "reconnects", "latency_ms"} <= set(sink.stats_seen[-1])
+    # a frame waits at most for the few queue slots ahead of it, each drained at the slowest stage's pace
+    slowest_ms = max(times["p95_ms"] for times in stats["stages"].values())
+    stages, queue_slots = 5, 2
+    assert stats["latency_ms"]["p95"] <= stages * (queue_slots + 1) * slowest_ms
+
+
+def test_finite_source_into_slow_stage_loses_nothing(segmenter) -> None:
+    source = CountingSource(width=160, height=120, frames=30)
+    sink = RecordingSink(delay_s=0.01)
+    stats = make_pipeline(source, segmenter, [sink], queue_size=2).run()
+    assert sink.indices == list(range(30)) and stats["dropped"] == 0
+
+
+def test_sink_failure_stops_the_run_with_that_error(tmp_path: Path, segmenter) -> None:
+    source = CountingSource(width=160, height=120, frames=100_000)
+    recording = VideoFileSink(tmp_path / "partial.mkv", alpha=True)
+    pipeline = make_pipeline(source, segmenter, [RecordingSink(fail_at=12), recording], batch_size=2)
+    outcome: dict[str, BaseException] = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("error", _raises(pipeline.run)))
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the pipeline hung after a stage failed"
+    assert isinstance(outcome["error"], RuntimeError) and str(outcome["error"]) == "disk on fire"
+    assert len(decode(tmp_path / "partial.mkv")) >= 1  # the other sink was still finished properly
+
+
+def test_source_failure_stops_the_run_and_keeps_the_file(tmp_path: Path, segmenter) -> None:
+    recording = VideoFileSink(tmp_path / "partial.mov", alpha=True)
+    pipeline = make_pipeline(CountingSource(width=160, height=120, fail_at=8), segmenter, [recording])
+    with pytest.raises(SourceError, match="camera unplugged"):
+        pipeline.run()
+    assert 1 <= len(decode(tmp_path / "partial.mov")) <= 8
+
+
+def _raises(function) -> BaseException | None:
+    try:
+        function()
+    except BaseException as e:
+        return e
+    return None
+
+
+def test_source_with_no_frames(tmp_path: Path, segmenter) -> None:
+    with pytest.raises(SourceError, match="no frames"):
+        make_pipeline(CountingSource(width=64, height=48, frames=0), segmenter, [RecordingSink()]).run()
+
+
+def test_video_file_source_feeds_pipeline_api(stamped_clip: Path, segmenter) -> None:
+    sink = RecordingSink()
+    with VideoFileSource(stamped_clip) as source:
+        stats = Pipeline(source, segmenter, parse_background("mask"), [sink], max_frames=10).run()
+    assert len(sink.indices) == 10 and stats["frames_in"] == 10 and stats["frame_count"] == 10
+
+
+class BatchSpy:
+    """The real segmenter, noting the size of each batch it is given."""
+
+    def __init__(self, segmenter) -> None:
+        self.segmenter, self.contract, self.sizes = segmenter, segmenter.contract, []
+
+    def segment(self, batch: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(batch))
+        return self.segmenter.segment(batch)
+
+
+def test_inference_batches_waiting_frames_and_keeps_order(segmenter) -> None:
+    spy = BatchSpy(segmenter)
+    sink = RecordingSink()
+    stats = make_pipeline(CountingSource(width=160, height=120, frames=60), spy, [sink], batch_size=4).run()
+    assert sink.indices == list(range(60)) and stats["frames_out"] == 60
+    assert sum(spy.sizes) == 60 and max(spy.sizes) > 1 and max(spy.sizes) <= 4
