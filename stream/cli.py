@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter would bury our one-line errors; users can still opt back in.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Connection events (stream lost, reconnected, preview URL) are part of the user interface.
+    logging.basicConfig(level=logging.INFO, format="backdrop: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

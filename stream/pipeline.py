@@ -58,6 +58,7 @@ class Pipeline:
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
         self.control = Control()
+        self.control.stop_hooks.append(source.interrupt)
         self.stats = RunStats(
             frame_count=self._expected_frames(), reconnects=lambda: int(getattr(source, "reconnects", 0))
         )

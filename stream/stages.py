@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,17 +37,27 @@ class Control:
         self.lock = threading.RLock()  # re-entrant: a signal handler may call fail() while the waiter holds it
         self.finished = threading.Condition(self.lock)
         self.running = 0
+        self.stop_hooks: list[Callable[[], None]] = []
 
     def request_stop(self) -> None:
         """Stop reading new frames; frames already in flight are still written."""
-        self.stop_requested.set()
+        with self.lock:
+            first = not self.stop_requested.is_set()
+            self.stop_requested.set()
+        if first and self.stop_hooks:
+            # Hooks may block (closing a network connection); signal handlers call this, so run them aside.
+            threading.Thread(target=self._run_stop_hooks, name="backdrop-stop-hooks", daemon=True).start()
+
+    def _run_stop_hooks(self) -> None:
+        for hook in self.stop_hooks:
+            hook()
 
     def fail(self, error: BaseException) -> None:
         """Stop at once: keep the first error, close every queue so every blocked thread wakes."""
         with self.lock:
             if self.error is None:
                 self.error = error
-        self.stop_requested.set()
+        self.request_stop()
         for queue in self.queues:
             queue.close()
 

@@ -29,6 +29,13 @@ class Source(ABC):
     def close(self) -> None:
         """Release the device, file or connection. Safe to call twice."""
 
+    def interrupt(self) -> None:
+        """Wake a ``read()`` blocked on a stalled device or connection so that a stop takes effect.
+
+        Called from another thread when the run is stopping. Sources whose reads always return promptly
+        need nothing here; those that can block indefinitely (a reconnecting network stream) override it.
+        """
+
     @property
     @abstractmethod
     def fps(self) -> float:

@@ -1,0 +1,194 @@
+"""The browser preview with real HTTP clients, FFmpeg as an MJPEG reader, and headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rtsp_fixtures import FrameFeeder, free_port, wait_until
+
+from stream.errors import ConfigError, SinkError
+from stream.sinks.preview import BOUNDARY, PreviewSink
+from stream.sources.network import NetworkSource
+
+RED = (0, 0, 220)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=800,600",
+]  # fmt: skip
+
+
+@pytest.fixture
+def preview() -> Iterator[PreviewSink]:
+    sink = PreviewSink("http://127.0.0.1:0")
+    sink.open(320, 240, 30.0)
+    yield sink
+    sink.close()
+
+
+class MjpegViewer:
+    """A raw-socket HTTP client of /stream.mjpg that decodes every part it receives (``reading`` pauses it)."""
+
+    def __init__(self, preview: PreviewSink) -> None:
+        self.images: list[np.ndarray] = []
+        self.reading = threading.Event()
+        self.reading.set()
+        self._socket = socket.create_connection((preview.host, preview.port), timeout=10)
+        self._socket.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: preview\r\n\r\n")
+        self._stream = self._socket.makefile("rb")
+        status = self._stream.readline()
+        headers = self._headers()
+        assert status.startswith(b"HTTP/1.0 200") or status.startswith(b"HTTP/1.1 200"), status
+        assert headers["content-type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {}
+        while (line := self._stream.readline().strip()) != b"":
+            key, _, value = line.decode().partition(":")
+            headers[key.lower()] = value.strip()
+        return headers
+
+    def _read(self) -> None:
+        try:
+            while self._stream.readline():  # the boundary line
+                length = self._headers().get("content-length")
+                if length is None:
+                    return  # the server closed mid-part
+                jpeg = self._stream.read(int(length))
+                self._stream.readline()
+                self.images.append(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+                self.reading.wait()
+        except (OSError, ValueError):
+            pass  # closed by the test or the server
+
+    def close(self) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)  # wakes the reader thread at once
+        self.reading.set()
+        self._thread.join(5)
+        self._stream.close()
+        self._socket.close()
+
+
+def test_two_viewers_at_once_both_receive_live_frames(preview: PreviewSink) -> None:
+    with FrameFeeder(preview, 320, 240, bgr=RED):
+        viewers = [MjpegViewer(preview), MjpegViewer(preview)]
+        try:
+            for viewer in viewers:
+                wait_until(lambda v=viewer: len(v.images) >= 15, 10, "15 frames at each viewer")
+        finally:
+            for viewer in viewers:
+                viewer.close()
+    for viewer in viewers:
+        assert viewer.images[-1].shape == (240, 320, 3)
+        assert np.median(viewer.images[-1].reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
+        # the bar moves every frame: consecutive parts are different frames, not repeats
+        assert not np.array_equal(viewer.images[-1], viewer.images[-2])
+
+
+def test_a_stalled_viewer_neither_slows_the_writer_nor_the_other_viewers(preview: PreviewSink) -> None:
+    big = np.random.default_rng(1).integers(0, 256, (4, 240, 320, 3), dtype=np.uint8)  # JPEGs that fill buffers
+    stalled = MjpegViewer(preview)
+    stalled.reading.clear()  # reads one part, then never again: its socket buffers fill up
+    healthy = MjpegViewer(preview)
+    try:
+        with FrameFeeder(preview, 320, 240, fps=60.0, frames=big) as feeder:
+            wait_until(lambda: feeder.written >= 240, 20, "four seconds of frames written")
+            received_before = len(healthy.images)
+            wait_until(lambda: len(healthy.images) >= received_before + 30, 10, "the healthy viewer to keep receiving")
+        assert len(stalled.images) <= 2
+        assert json.loads(urllib.request.urlopen(preview.url + "stats.json", timeout=5).read())["viewers"] == 2
+    finally:
+        stalled.close()
+        healthy.close()
+
+
+def test_stats_endpoint_reports_pipeline_stats_and_staleness(preview: PreviewSink) -> None:
+    def stats() -> dict:
+        return json.loads(urllib.request.urlopen(preview.url + "stats.json", timeout=5).read())
+
+    assert stats()["stalled"] is True  # no frame yet: the page shows its "Reconnecting…" card
+    preview.update_stats({"fps": 29.7, "latency_ms": {"p50": 41.0, "p95": 63.0}, "dropped": 2, "reconnects": 1})
+    preview.write(np.zeros((240, 320, 3), np.uint8))
+    current = stats()
+    assert current["fps"] == 29.7 and current["reconnects"] == 1 and current["latency_ms"]["p50"] == 41.0
+    assert current["stalled"] is False and current["frame_age_s"] < 2.0
+    page = urllib.request.urlopen(preview.url, timeout=5).read().decode()
+    assert '<img id="stream" src="/stream.mjpg"' in page and "/stats.json" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_page_shows_the_live_frame_in_headless_chromium(preview: PreviewSink, tmp_path: Path) -> None:
+    screenshot = tmp_path / "preview.png"
+    preview.update_stats({"fps": 30.0, "latency_ms": {"p50": 40.0, "p95": 60.0}, "dropped": 0, "reconnects": 0})
+    with FrameFeeder(preview, 320, 240, bgr=RED):
+        subprocess.run(
+            [
+                "chromium",
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp_path / 'profile'}",
+                f"--screenshot={screenshot}",
+                preview.url,
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    shot = cv2.imread(str(screenshot))
+    red = np.all(np.abs(shot.astype(int) - RED) <= 12, axis=2)
+    # the 320×240 frame is on the page: most of its area shows the frame's red
+    assert red.sum() > 0.7 * 320 * 240
+
+
+def test_ffmpeg_reads_the_mjpeg_stream_and_reconnects_after_a_preview_restart() -> None:
+    port = free_port()
+    first = PreviewSink(f"http://127.0.0.1:{port}")
+    first.open(320, 240, 30.0)
+    with FrameFeeder(first, 320, 240, bgr=RED):
+        reader = NetworkSource(f"http://127.0.0.1:{port}/stream.mjpg", max_backoff_s=1.0)
+        reader.open()
+        assert np.median(reader.read().reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
+    first.close()
+    try:
+        wait_until(lambda: not reader.connected, 5, "the reader to notice the preview went away")
+        second = PreviewSink(f"http://127.0.0.1:{port}")
+        second.open(320, 240, 30.0)
+        with second, FrameFeeder(second, 320, 240, bgr=(200, 0, 0)):
+            deadline = time.monotonic() + 10
+            frame = reader.read()
+            assert time.monotonic() < deadline
+            assert np.median(frame.reshape(-1, 3), axis=0) == pytest.approx((200, 0, 0), abs=10)
+            assert reader.reconnects == 1
+    finally:
+        reader.close()
+
+
+def test_binds_loopback_by_default_and_reports_a_busy_port() -> None:
+    sink = PreviewSink("http://:0")
+    sink.open(64, 48, 30.0)
+    try:
+        assert sink.host == "127.0.0.1"
+        with socket.create_connection(("127.0.0.1", sink.port), timeout=5):
+            pass
+        busy = PreviewSink(f"http://127.0.0.1:{sink.port}")
+        with pytest.raises(SinkError, match=rf"cannot serve the preview on http://127.0.0.1:{sink.port}/: .*in use"):
+            busy.open(64, 48, 30.0)
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8080", "http://127.0.0.1:8080/live", "http://127.0.0.1:99999"])
+def test_rejects_urls_it_cannot_serve(url: str) -> None:
+    with pytest.raises(ConfigError):
+        PreviewSink(url)

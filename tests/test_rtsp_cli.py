@@ -1,0 +1,178 @@
+"""``backdrop run`` end to end on live streams: RTSP camera in, RTSP out, faults, Ctrl-C, browser preview."""
+
+# The relay fixture is imported and then named as a test parameter, which is what pytest wants.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rtsp_fixtures import HOST, LineWatcher, Publisher, Relay, free_port, relay, stop_process, wait_until  # noqa: F401
+
+from stream.sources.network import NetworkSource
+
+REPO = Path(__file__).resolve().parents[1]
+GREEN_BACKGROUND = "color:#00ff00"
+
+
+class Backdrop:
+    """``backdrop run …`` as a child process, its stderr collected line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "run", "--no-progress", *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr = LineWatcher(self.process.stderr)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(self.process)
+            pytest.fail(f"backdrop still running after {timeout} s; stderr:\n{self.stderr.text()}")
+        self.stderr.join(5)
+        return code
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def green_share(image: np.ndarray) -> float:
+    """The fraction of pixels that are the replacement background's pure green."""
+    b, g, r = (image[..., i].astype(int) for i in range(3))
+    return float(np.mean((g > 200) & (b < 60) & (r < 60)))
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_rtsp_in_process_rtsp_out_with_a_publisher_outage(relay: Relay, stamped_clip: Path, tmp_path: Path) -> None:
+    stats_path = tmp_path / "stats.json"
+    publisher = Publisher(relay.publish_url("cam"), clip=stamped_clip).start()
+    relay.wait_receiving("cam")
+    run = Backdrop(
+        "--source", relay.play_url("cam"), "--output", relay.publish_url("out"), "--background", GREEN_BACKGROUND,
+        "--max-frames", "240", "--stats-json", str(stats_path),
+    )  # fmt: skip
+    # A patient reader: it keeps its connection through the outage, so it measures when the output resumes.
+    reader = NetworkSource(relay.play_url("out"), read_timeout_s=15.0)
+    try:
+        relay.wait_receiving("out", timeout=60)
+        reader.open()
+        before = [reader.read() for _ in range(10)]
+        assert before[0].shape == (360, 640, 3)
+        # processed: the person is kept, the rest became green (the camera's picture has no green at all)
+        assert all(0.3 < green_share(frame) < 0.95 for frame in before)
+
+        publisher.kill()
+        run.stderr.wait_for("stream lost (no frame for 2.0 s); reconnecting", timeout=5)
+        publisher = Publisher(relay.publish_url("cam"), clip=stamped_clip).start()
+        restarted_at = time.monotonic()
+        after = reader.read()
+        assert time.monotonic() - restarted_at < 5.0, "the output did not resume within 5 s"
+        assert 0.3 < green_share(after) < 0.95
+        run.stderr.wait_for("reconnected after", timeout=5)
+
+        assert run.wait(timeout=60) == 0, run.stderr.text()
+    finally:
+        reader.close()
+        publisher.stop()
+        run.stop()
+    stats = json.loads(stats_path.read_text())
+    assert stats["frames_out"] == 240  # --max-frames bounds a live source too
+    assert stats["reconnects"] == 1
+
+
+@pytest.mark.rtsp
+def test_no_server_at_start_retries_with_backoff_and_exits_cleanly_on_ctrl_c() -> None:
+    url = f"rtsp://admin:hunter2@{HOST}:{free_port()}/cam/out"
+    run = Backdrop("--source", url, "--output", "null")
+    try:
+        first = run.stderr.wait_for("cannot connect", timeout=60)
+        assert f"rtsp://***@{HOST}:" in first and "retrying in 0.5 s (attempt 1)" in first
+        run.stderr.wait_for("retrying in 1.0 s (attempt 2)", timeout=10)  # the backoff doubles
+        run.process.send_signal(signal.SIGINT)
+        code = run.wait(timeout=5)
+    finally:
+        run.stop()
+    output = run.stderr.text()
+    assert code == 130, output
+    assert output.splitlines()[-1] == "backdrop: interrupted"
+    assert "Traceback" not in output and "hunter2" not in output
+
+
+@pytest.mark.rtsp
+def test_ctrl_c_during_an_outage_ends_the_run(relay: Relay) -> None:
+    publisher = Publisher(relay.publish_url("cam")).start()
+    relay.wait_receiving("cam")
+    run = Backdrop("--source", relay.play_url("cam"), "--output", relay.publish_url("out"))
+    try:
+        relay.wait_receiving("out", timeout=60)  # frames made it all the way through
+        publisher.kill()
+        run.stderr.wait_for("stream lost", timeout=60)
+        run.process.send_signal(signal.SIGINT)
+        code = run.wait(timeout=10)
+    finally:
+        publisher.stop()
+        run.stop()
+    assert code == 0, run.stderr.text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_browser_preview_of_a_run_shows_the_processed_frame(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    run = Backdrop("--source", "testsrc:320x240@30,live", "--output", url, "--background", GREEN_BACKGROUND)
+    screenshot = tmp_path / "page.png"
+    try:
+        viewer = NetworkSource(url + "stream.mjpg")
+        viewer.open()  # retries until the preview is up (the model loads first)
+        assert viewer.read().shape == (240, 320, 3)
+        viewer.close()
+        subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=800,600",
+             f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={screenshot}", url],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+        stats: dict = {}
+
+        def stats_arrived() -> bool:
+            stats.update(json.loads(urllib.request.urlopen(url + "stats.json", timeout=5).read()))
+            return stats.get("frames_out", 0) > 0
+
+        wait_until(stats_arrived, 10, "the pipeline's stats on the preview")
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(timeout=15) == 0, run.stderr.text()
+    finally:
+        run.stop()
+    shot = cv2.imread(str(screenshot))
+    # the processed 320×240 frame (testsrc has no person: all background, all green) is on the 800×600 page
+    assert green_share(shot) * 800 * 600 > 0.5 * 320 * 240
+    assert stats["frames_out"] > 0 and stats["fps"] > 0  # the pipeline's live stats reach the page's endpoint
+
+
+def test_vcam_without_a_loopback_device_is_one_line_and_exit_2() -> None:
+    if any(Path("/dev").glob("video*")):
+        pytest.skip("a video device exists here: the no-device error cannot be shown")
+    pytest.importorskip("pyvirtualcam", reason="the vcam extra is not installed")
+    run = Backdrop("--source", "testsrc:64x64,frames=5", "--output", "vcam")
+    code = run.wait(timeout=120)
+    errors = [line for line in run.stderr.lines if line.startswith("backdrop: error:") or "Traceback" in line]
+    assert code == 2, run.stderr.text()
+    assert len(errors) == 1 and "modprobe v4l2loopback" in errors[0]

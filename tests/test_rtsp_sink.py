@@ -1,0 +1,120 @@
+"""RtspSink publishing to a real RTSP server (the GStreamer relay), read back with ffprobe and PyAV."""
+
+# The relay fixture is imported and then named as a test parameter, which is what pytest wants.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from rtsp_fixtures import HOST, FrameFeeder, Relay, free_port, relay, wait_until  # noqa: F401
+
+from stream.errors import ConfigError, SinkError
+from stream.sinks.rtsp import RtspSink
+from stream.sources.network import NetworkSource
+
+pytestmark = pytest.mark.rtsp
+GREEN = (0, 200, 0)
+
+
+def probe(url: str, seconds: float = 2.0) -> dict:
+    """ffprobe's view of the published stream: codec, size and frames decoded in ``seconds``."""
+    result = subprocess.run(
+        [
+            "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+            "-read_intervals", f"%+{seconds}", "-count_frames",
+            "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", url,
+        ],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return json.loads(result.stdout)["streams"][0]
+
+
+def read_back(url: str, count: int) -> tuple[list[np.ndarray], float]:
+    """``count`` frames decoded from ``url`` and the frame rate the stream declares."""
+    with NetworkSource(url) as reader:
+        return [reader.read() for _ in range(count)], reader.fps
+
+
+def test_publishes_h264_at_the_source_rate(relay: Relay) -> None:
+    sink = RtspSink(relay.publish_url("out"))
+    sink.open(320, 240, 30.0)
+    with sink, FrameFeeder(sink, 320, 240, bgr=GREEN):
+        relay.wait_receiving("out")
+        stream = probe(relay.play_url("out"))
+        frames, fps = read_back(relay.play_url("out"), 10)
+        assert sink.connected and sink.reconnects == 0
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 240)
+    assert fps == 30.0
+    assert int(stream["nb_read_frames"]) >= 30  # ~2 s of a 30 fps stream, minus the wait for a keyframe
+    for frame in frames:
+        background = np.delete(frame, np.s_[frame.shape[1] // 2 - 20 :], axis=1)  # left part, mostly away from bar
+        assert np.median(background.reshape(-1, 3), axis=0) == pytest.approx(GREEN, abs=12)
+
+
+def test_odd_frame_sizes_are_published_at_the_nearest_even_size(relay: Relay) -> None:
+    sink = RtspSink(relay.publish_url("out"))
+    sink.open(321, 241, 25.0)
+    with sink, FrameFeeder(sink, 321, 241, fps=25.0):
+        relay.wait_receiving("out")
+        (frame,), _ = read_back(relay.play_url("out"), 1)
+    assert frame.shape == (240, 320, 3)
+
+
+def test_republishes_when_the_server_comes_back(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="stream.sinks.rtsp")
+    first = Relay(port=free_port()).start()
+    sink = RtspSink(first.publish_url("out"), max_backoff_s=1.0)
+    sink.open(320, 240, 30.0)
+    with sink, FrameFeeder(sink, 320, 240) as feeder:
+        first.wait_receiving("out")
+        first.stop()
+        wait_until(lambda: not sink.connected, 10, "the sink to notice the server is gone")
+        assert "connection lost" in caplog.text
+        written_while_down = feeder.written
+        second = Relay(port=first.port).start()
+        try:
+            second.wait_receiving("out", timeout=10)  # backoff is capped at 1 s: it retries soon enough
+            assert len(read_back(second.play_url("out"), 5)[0]) == 5
+        finally:
+            second.stop()
+        assert sink.reconnects == 1 and "reconnected (reconnect 1)" in caplog.text
+        assert feeder.written > written_while_down  # the writer never stalled while the server was away
+        assert sink.dropped > 0  # frames during the outage were dropped, not queued
+
+
+def test_close_returns_even_when_the_server_hangs(relay: Relay) -> None:
+    sink = RtspSink(relay.publish_url("out"), timeout_s=2.0)
+    sink.open(640, 360, 30.0)
+    noise = np.random.default_rng(0).integers(0, 256, (8, 360, 640, 3), dtype=np.uint8)  # ~300 kB a frame in H.264
+    relay.process.send_signal(signal.SIGSTOP)  # the server stops reading: the socket buffers fill, sends block
+    try:
+        with FrameFeeder(sink, 640, 360, frames=noise) as feeder:
+            wait_until(lambda: feeder.written >= 60, 10, "two seconds of frames")
+        started = time.monotonic()
+        sink.close()
+        assert time.monotonic() - started < sink.timeout_s + 2.0  # the publisher thread is abandoned, not awaited
+    finally:
+        relay.process.send_signal(signal.SIGCONT)
+
+
+def test_open_fails_at_once_with_a_masked_one_line_error() -> None:
+    sink = RtspSink(f"rtsp://admin:hunter2@{HOST}:{free_port()}/out/in")
+    started = time.monotonic()
+    with pytest.raises(SinkError) as error:
+        sink.open(320, 240, 30.0)
+    message = str(error.value)
+    assert time.monotonic() - started < 5.0
+    assert message.startswith(f"cannot publish to rtsp://***@{HOST}:") and "Connection refused" in message
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_rejects_a_url_that_is_not_rtsp() -> None:
+    with pytest.raises(ConfigError, match="not an RTSP URL"):
+        RtspSink("http://127.0.0.1:8554/out")
