@@ -44,6 +44,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Regenerates benchmarks/results/ (JSON, Markdown, plots) and the README's Performance tables.
+bench: install
+	$(PY) -m stream.cli bench --out benchmarks/results --readme README.md
+
 weights: fetch-mediapipe
 	$(PY) -m stream.cli model import --wheel $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
 

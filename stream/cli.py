@@ -15,7 +15,7 @@ import sys
 
 from model.errors import BackdropError
 
-COMMAND_MODULES = ("stream.run_command", "model.cli", "model.train_cli")
+COMMAND_MODULES = ("stream.run_command", "model.cli", "model.train_cli", "benchmarks.cli")
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 

@@ -29,6 +29,9 @@ class OnnxSegmenter(Segmenter):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle ORT workers otherwise spin and burn a core that decode, composite and encode need:
+        # measured +15-28 % end-to-end fps at 720p on 2 cores, for ~1 ms more per model call alone.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

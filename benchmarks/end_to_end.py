@@ -1,0 +1,91 @@
+"""End-to-end fps: the threaded pipeline beside the plain sequential loop, per input and runtime, same run.
+
+Both runs, their interleaved repeats (so drifting machine load hits both alike) and the CPU time per frame
+come from ``benchmarks/pipeline_fps.py`` (file → blur → H.264 file); this module only chooses the inputs and
+runtimes and shapes the result rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import pipeline_fps
+
+MODES = ("pipeline", "sequential")
+BASELINE_MODE = "sequential"
+
+
+@dataclass(frozen=True)
+class Input:
+    """One video file to run on, with the names it gets in tables."""
+
+    label: str  # 480p, 720p, … or the file's own size
+    size: str  # WIDTHxHEIGHT
+    path: Path
+    description: str  # where the frames came from
+    frames: int | None  # frames in the file, when known
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """Runtimes × inputs to run, each pipeline/sequential pair ``repeats`` times."""
+
+    runtimes: tuple[str, ...]
+    repeats: int = 3
+    background: str = "blur:21"
+    pipeline_threads: int | None = 1  # the other stages need the second core
+    loop_threads: int | None = None  # the loop has the machine to itself: runtime default
+
+    def cells(self, inputs: int) -> int:
+        return len(self.runtimes) * inputs
+
+
+def _summary(runs: list[float], median: float) -> dict[str, float]:
+    return {"median": median, "min": min(runs), "max": max(runs), "runs": len(runs)}
+
+
+def measure_pipeline(
+    plan: PipelinePlan, inputs: list[Input], folder: Path, *, on_run: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """The pipeline section of a benchmark result: fps per (input, runtime, mode) and pipeline ÷ sequential."""
+    rows = []
+    for source in inputs:
+        for runtime in plan.runtimes:
+            settings = argparse.Namespace(
+                background=plan.background,
+                runtime=runtime,
+                repeats=plan.repeats,
+                pipeline_threads=plan.pipeline_threads,
+                loop_threads=plan.loop_threads,
+            )
+            measured = pipeline_fps.measure(source.path, folder, settings)
+            on_run(f"pipeline and sequential, {runtime}, {source.label}")
+            for mode in MODES:
+                fps = _summary(measured[f"{mode}_runs"], measured[f"{mode}_fps"])
+                rows.append(
+                    {
+                        "input": source.description,
+                        "resolution": source.label,
+                        "size": source.size,
+                        "frames": source.frames,
+                        "runtime": runtime,
+                        "mode": mode,
+                        "fps": fps,
+                        "cpu_ms_per_frame": measured[f"{mode}_cpu_ms_per_frame"],
+                        "ratio": round(fps["median"] / measured[f"{BASELINE_MODE}_fps"], 3),
+                    }
+                )
+    return {
+        "baseline": BASELINE_MODE,
+        "settings": {
+            "repeats": plan.repeats,
+            "background": plan.background,
+            "pipeline_threads": plan.pipeline_threads,
+            "loop_threads": plan.loop_threads,
+        },
+        "rows": rows,
+    }
