@@ -243,12 +243,7 @@ def write_plots(result: dict[str, Any], folder: Path) -> list[Path]:
     axes.set_xticks(np.arange(len(resolutions)), resolutions)
     axes.set_ylabel("frames per second (median)")
     axes.set_title(f"End to end, file → {result['pipeline']['settings']['background']} → H.264", fontsize=10)
-    axes.legend(fontsize=7)
-    figure.text(0.01, 0.01, caption, fontsize=6)
-    figure.tight_layout(rect=(0, 0.03, 1, 1))
-    paths.append(folder / "fps.png")
-    figure.savefig(paths[-1])
-    plt.close(figure)
+    paths.append(_save_figure(figure, axes, caption, folder / "fps.png"))
 
     stages = result["stages"]["rows"]
     names = list(dict.fromkeys(r["stage"] for r in stages))
@@ -263,13 +258,20 @@ def write_plots(result: dict[str, Any], folder: Path) -> list[Path]:
     axes.invert_yaxis()
     axes.set_xlabel("ms per frame (median)")
     axes.set_title(f"Per-stage cost ({result['stages']['runtime']})", fontsize=10)
+    paths.append(_save_figure(figure, axes, caption, folder / "stages.png"))
+    return paths
+
+
+def _save_figure(figure, axes, caption: str, path: Path) -> Path:
+    """Legend, the machine caption along the bottom, save and free the figure."""
+    import matplotlib.pyplot as plt
+
     axes.legend(fontsize=7)
     figure.text(0.01, 0.01, caption, fontsize=6)
     figure.tight_layout(rect=(0, 0.03, 1, 1))
-    paths.append(folder / "stages.png")
-    figure.savefig(paths[-1])
+    figure.savefig(path)
     plt.close(figure)
-    return paths
+    return path
 
 
 def _speed(value: float, higher_is_better: bool) -> float:
