@@ -10,9 +10,8 @@ the GStreamer RTSP relay the tests use. Three chains, measured in the same run:
 * ``rtsp``: frames handed straight to RtspSink → relay → NetworkSource (the transport alone), TCP and UDP.
 * ``codec floor``: the same x264 settings encoding and FFmpeg decoding each frame in memory, nothing between.
 
-The reader counts how many frames it read and how many had a clean stamp. On a 2-core machine the pipeline chain
-runs camera, model, encoder, server and decoder at once; when CPU runs short the server drops data for the
-starved reader, the damaged frames' stamps are rejected, and only clean ones are timed. Run it on an idle machine.
+The reader counts how many frames it read and how many had a clean stamp (a damaged frame's stamp is rejected,
+not timed), so a broken stream shows up as a low count rather than as a good latency. Run it on an idle machine.
 
     .venv/bin/python -m benchmarks.rtsp_latency [--size 1280x720] [--fps 30] [--seconds 15] [--json out.json]
 """
@@ -132,14 +131,15 @@ def read_latencies(url: str, transport: str, captured_at: dict[int, float], seco
 def through_relay(
     size: tuple[int, int], fps: float, seconds: float, transport: str, drive: Callable[[StampedCamera, RtspSink], None]
 ) -> list[float]:
-    """Latencies of a camera whose frames ``drive`` (in a thread) delivers to an RtspSink, read back via the relay."""
+    """Latencies of a camera whose frames ``drive`` (in a thread) delivers to an RtspSink, read back via the relay.
+
+    ``drive`` opens the sink itself, as the pipeline does: a sink opened twice would publish two streams at once."""
     width, height = size
     camera = StampedCamera(width, height, fps)
     relay = Relay(("lat",)).start()
     sink = RtspSink(relay.publish_url("lat"))
     try:
         camera.open()
-        sink.open(width, height, fps)
         driver = threading.Thread(target=drive, args=(camera, sink), daemon=True)
         driver.start()
         relay.wait_receiving("lat", timeout=60)
@@ -154,6 +154,12 @@ def through_relay(
 
 
 def hand_to_sink(camera: StampedCamera, sink: RtspSink) -> None:
+    first = camera.read()
+    if first is None:
+        return
+    height, width = first.shape[:2]
+    sink.open(width, height, camera.fps)
+    sink.write(first)
     while (image := camera.read()) is not None:
         sink.write(image)
 

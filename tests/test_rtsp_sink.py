@@ -58,6 +58,16 @@ def test_publishes_h264_at_the_source_rate(relay: Relay) -> None:
         assert np.median(background.reshape(-1, 3), axis=0) == pytest.approx(GREEN, abs=12)
 
 
+def test_opening_twice_is_an_error_not_a_second_interleaved_publisher(relay: Relay) -> None:
+    sink = RtspSink(relay.publish_url("out"))
+    sink.open(320, 240, 30.0)
+    try:
+        with pytest.raises(SinkError, match="already open"):
+            sink.open(320, 240, 30.0)
+    finally:
+        sink.close()
+
+
 def test_odd_frame_sizes_are_published_at_the_nearest_even_size(relay: Relay) -> None:
     sink = RtspSink(relay.publish_url("out"))
     sink.open(321, 241, 25.0)

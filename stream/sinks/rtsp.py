@@ -60,6 +60,8 @@ class RtspSink(Sink):
 
     def open(self, width: int, height: int, fps: float) -> None:
         """Connect now so a wrong URL or a missing server fails the run at once with one clear line."""
+        if self._publisher is not None:  # a second publisher would interleave two encoders' streams on the server
+            raise SinkError(f"{self.describe()} is already open")
         self._geometry = (width, height, fps)
         connection = self._connect()
         log.info("%s: publishing H.264 %dx%d at %.3g fps", self.describe(), width, height, fps)
