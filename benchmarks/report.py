@@ -1,6 +1,6 @@
 """A benchmark result: its JSON schema (validation), Markdown tables, PNG plots, and the comparison of two runs.
 
-The result is one JSON object (documented in benchmarks/README_SECTION.md):
+The result is one JSON object (schema documented in README.md, "Result JSON"):
 
     schema      "backdrop-bench/1"
     quick       whether --quick shortened the run
