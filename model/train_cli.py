@@ -7,18 +7,11 @@ works without the [train] extra.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
-from model.errors import RuntimeUnavailable
+from model.extras import require_modules
 
 TRAIN_EXTRA_HINT = "pip install 'backdrop[train]'"
-
-
-def _require(*modules: str, purpose: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise RuntimeUnavailable(f"{purpose} needs {', '.join(missing)}: {TRAIN_EXTRA_HINT}")
 
 
 def count(text: str) -> int:
@@ -70,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    _require("tensorflow", purpose="training")
+    require_modules("tensorflow", purpose="training", hint=TRAIN_EXTRA_HINT)
     from model.training.augment import AugmentConfig
     from model.training.trainer import TrainConfig, train
 
@@ -100,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    _require("sklearn", purpose="evaluation")
+    require_modules("sklearn", purpose="evaluation", hint=TRAIN_EXTRA_HINT)
     from model.evaluation.evaluate import Evaluator
     from model.evaluation.report import format_table, write_json, write_overlays
 

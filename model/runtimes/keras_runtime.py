@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from model.contract import ModelFiles
-from model.errors import RuntimeUnavailable
+from model.extras import require_modules
 from model.keras_io import load_keras_model
 from model.segmenter import Segmenter
 
@@ -17,8 +15,7 @@ class KerasSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
-            raise RuntimeUnavailable("the keras runtime needs TensorFlow: pip install 'backdrop[keras]'")
+        require_modules("tensorflow", "keras", purpose="the keras runtime", hint="pip install 'backdrop[keras]'")
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
         super().__init__(files, threads=threads)

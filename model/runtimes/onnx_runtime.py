@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from model.contract import ModelFiles
-from model.errors import ModelError, RuntimeUnavailable
+from model.errors import ModelError
+from model.extras import require_modules
 from model.segmenter import Segmenter
 
 # Fastest first; only providers the installed onnxruntime build offers are used.
@@ -19,8 +18,7 @@ class OnnxSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise RuntimeUnavailable("the onnxruntime runtime needs onnxruntime: pip install onnxruntime")
+        require_modules("onnxruntime", purpose="the onnxruntime runtime", hint="pip install onnxruntime")
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
         super().__init__(files, threads=threads)

@@ -7,12 +7,11 @@ Written to the TensorRT 10 API; CI has no TensorRT or GPU, so this path is not e
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from model.contract import ModelFiles
 from model.errors import BackdropError, RuntimeUnavailable
+from model.extras import require_modules
 from model.segmenter import Segmenter
 from model.tensorrt_engine import TENSORRT_HINT, EngineSpec, cuda_call, import_tensorrt, load_or_build_engine
 
@@ -42,9 +41,7 @@ class TensorRTSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        for module in ("tensorrt", "cuda"):
-            if importlib.util.find_spec(module) is None:
-                raise RuntimeUnavailable(f"the tensorrt runtime needs {module}: {TENSORRT_HINT}")
+        require_modules("tensorrt", "cuda", purpose="the tensorrt runtime", hint=TENSORRT_HINT)
         import_tensorrt()
         from model.runtimes.cuda_runtime import cudart
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from model.contract import ModelFiles
-from model.errors import ModelError, RuntimeUnavailable
+from model.errors import ModelError
+from model.extras import require_modules
 from model.segmenter import Segmenter
 
 
@@ -16,8 +15,7 @@ class TFLiteSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        if importlib.util.find_spec("ai_edge_litert") is None:
-            raise RuntimeUnavailable("the tflite runtime needs LiteRT: pip install 'backdrop[keras]'")
+        require_modules("ai_edge_litert", purpose="the tflite runtime (LiteRT)", hint="pip install 'backdrop[keras]'")
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
         super().__init__(files, threads=threads)
