@@ -36,8 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from model.weight_import import import_mediapipe
 
-    if not args.wheel.is_file():
-        raise ModelError(f"file not found: {args.wheel}")
     variants = ("general", "landscape") if args.variant == "both" else (args.variant,)
     for path in import_mediapipe(args.wheel, args.out, variants):
         print(path)

@@ -110,13 +110,16 @@ MEDIAPIPE_ORIGIN = (
 
 def import_mediapipe(source: Path, out_dir: Path, variants: tuple[str, ...] = ("general", "landscape")) -> list[Path]:
     """Rebuild each variant in Keras, load MediaPipe's weights and write all of its model files."""
+    # Read and parse every input first: a bad path or file fails before TensorFlow's slow import.
+    parsed = {
+        variant: TFLiteModel(read_tflite_bytes(source, variant), name=f"{source} ({variant})") for variant in variants
+    }
     from model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder
     from model.contract import BUILTIN_MODELS, ModelContract
     from model.export import save_model_files
 
     written: list[Path] = []
-    for variant in variants:
-        tflite = TFLiteModel(read_tflite_bytes(source, variant), name=f"{source} ({variant})")
+    for variant, tflite in parsed.items():
         builder = SegmenterBuilder(variant)
         model = builder.build()
         load_mediapipe_weights(model, builder.weighted_layers, tflite)
