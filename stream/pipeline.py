@@ -18,6 +18,7 @@ from stream.compositing.backgrounds import Background
 from stream.compositing.matte import MatteMaker
 from stream.config import MaskConfig
 from stream.errors import SourceError
+from stream.pixels import BGR, I420, i420_size
 from stream.queues import StageQueue
 from stream.sinks.base import Sink
 from stream.sources.base import Source
@@ -77,18 +78,24 @@ class Pipeline:
         """Immediate stop with ``error`` as the run's outcome."""
         self.control.fail(error)
 
+    def layout(self) -> str:
+        """I420 when the source decodes to it and the background and every sink work in it, else BGR."""
+        users = [self.background.layouts, *(sink.layouts for sink in self.sinks)]
+        return I420 if I420 in self.source.layouts() and all(I420 in layouts for layouts in users) else BGR
+
     def run(self) -> dict[str, Any]:
+        layout = self.source.layout = self.layout()
         first = self.source.read()
         if first is None:
             raise SourceError(f"{self.source.describe()} produced no frames")
-        height, width = first.shape[:2]
-        self.background.open(width, height)
+        width, height = i420_size(first) if layout == I420 else (first.shape[1], first.shape[0])
+        self.background.open(width, height, layout)
         opened: list[Sink] = []
         try:
             for sink in self.sinks:
                 sink.open(width, height, self.source.fps)
                 opened.append(sink)
-            stages = self._build(first, MatteMaker(self.mask, width, height))
+            stages = self._build(first, layout, MatteMaker(self.mask, width, height, layout))
             self._run_stages(stages)
         finally:
             self._close(opened)
@@ -98,7 +105,7 @@ class Pipeline:
         self._report(final, final=True)
         return final
 
-    def _build(self, first: Any, matte_maker: MatteMaker) -> list[Stage]:
+    def _build(self, first: Any, layout: str, matte_maker: MatteMaker) -> list[Stage]:
         drop = self.source.live
 
         def queue(name: str) -> StageQueue:
@@ -112,7 +119,7 @@ class Pipeline:
         to_sinks = [queue(f"write:{sink.describe()}") for sink in self.sinks]
         return [
             CaptureStage(self.source, first, self.max_frames, outboxes=[to_pre], **common),
-            PreprocessStage(self.segmenter.contract.input_size, inbox=to_pre, outboxes=[to_infer], **common),
+            PreprocessStage(self.segmenter.contract.input_size, layout, inbox=to_pre, outboxes=[to_infer], **common),
             InferenceStage(self.segmenter, self.batch_size, inbox=to_infer, outboxes=[to_compose], **common),
             CompositeStage(
                 matte_maker,

@@ -20,6 +20,7 @@ from model.segmenter import Segmenter
 from stream.compositing.backgrounds import Background
 from stream.compositing.matte import MatteMaker
 from stream.frame import Frame
+from stream.pixels import I420, resize_i420
 from stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
 from stream.sinks.base import Sink
 from stream.sinks.window import WindowClosed
@@ -160,15 +161,25 @@ class CaptureStage(Stage):
 
 
 class PreprocessStage(Stage):
-    """BGR uint8 at any size → the model's RGB float32 [0, 1] input at its size."""
+    """A BGR or I420 uint8 frame at any size → the model's RGB float32 [0, 1] input at its size.
 
-    def __init__(self, input_size: tuple[int, int], **kwargs: Any) -> None:
+    I420 is shrunk plane by plane first, so the colour conversion runs on the small picture only.
+    """
+
+    def __init__(self, input_size: tuple[int, int], layout: str, **kwargs: Any) -> None:
         super().__init__("preprocess", **kwargs)
         self.height, self.width = input_size
+        self.layout = layout
 
     def process(self, work: Work) -> Work:
-        small = cv2.resize(work.frame.image, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        size = (self.width, self.height)
+        if self.layout == I420:
+            even = (self.width + self.width % 2, self.height + self.height % 2)  # I420 needs an even size
+            rgb = cv2.cvtColor(resize_i420(work.frame.image, even), cv2.COLOR_YUV2RGB_I420)
+            if even != size:
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+        else:
+            rgb = cv2.cvtColor(cv2.resize(work.frame.image, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
         work.tensor = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
         return work
 

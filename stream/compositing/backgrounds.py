@@ -2,6 +2,7 @@
 
 Specs: ``blur[:K]``, ``color:#RRGGBB``, a path to an image (scaled to cover) or a video (looped),
 ``transparent`` (BGRA out, alpha = matte) and ``mask`` (the matte itself, for debugging).
+The replacements also compose I420 frames (see stream.pixels), so a file → file run never leaves YUV.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from stream.compositing.blend import Matte, blend
+from stream.compositing.blend import Matte, blend, blend_i420
 from stream.errors import BackgroundError, SourceError
+from stream.pixels import BGR, I420, bgr_to_i420, planes
 
 if TYPE_CHECKING:
     from stream.sources.video_file import VideoFileSource
@@ -36,16 +38,17 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class Background(ABC):
-    """Composes one frame with its matte. ``open`` receives the frame size before the first frame."""
+    """Composes one frame with its matte. ``open`` receives the frame size and layout before the first frame."""
 
     has_alpha: bool = False  # True when compose returns BGRA
+    layouts: tuple[str, ...] = (BGR,)  # frame layouts compose accepts (and returns)
 
-    def open(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
+    def open(self, width: int, height: int, layout: str = BGR) -> None:
+        self.width, self.height, self.layout = width, height, layout
 
     @abstractmethod
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
-        """The output frame for BGR ``image`` and its ``matte`` (1 = person)."""
+        """The output frame for ``image`` (in the layout given to open) and its ``matte`` (1 = person)."""
 
     def close(self) -> None:
         """Release any file the background reads."""
@@ -54,14 +57,20 @@ class Background(ABC):
 class Replacement(Background):
     """A background that puts another picture behind the person."""
 
+    layouts = (BGR, I420)
     fresh_backdrop = False  # True when backdrop() returns a new array each call, which the blend may overwrite
 
     @abstractmethod
     def backdrop(self, image: np.ndarray) -> np.ndarray:
-        """The full-resolution BGR picture behind the person for this frame."""
+        """The full-resolution picture behind the person for this frame, in the frame's layout."""
 
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
-        return blend(image, self.backdrop(image), matte, backdrop_is_scratch=self.fresh_backdrop)
+        blend_in_layout = blend_i420 if self.layout == I420 else blend
+        return blend_in_layout(image, self.backdrop(image), matte, backdrop_is_scratch=self.fresh_backdrop)
+
+    def in_layout(self, picture: np.ndarray) -> np.ndarray:
+        """A full-size BGR ``picture`` converted to the frame layout."""
+        return bgr_to_i420(picture) if self.layout == I420 else picture
 
 
 class Blur(Replacement):
@@ -73,14 +82,15 @@ class Blur(Replacement):
         self.sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a kernel of this size
         self.factor = max(1, min(8, int(self.sigma)))
 
-    def open(self, width: int, height: int) -> None:
-        super().open(width, height)
-        self.small_size = (max(1, width // self.factor), max(1, height // self.factor))
-
     def backdrop(self, image: np.ndarray) -> np.ndarray:
-        small = cv2.resize(image, self.small_size, interpolation=cv2.INTER_LINEAR)
-        small = cv2.GaussianBlur(small, (0, 0), self.sigma / self.factor)
-        return cv2.resize(small, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        out = np.empty_like(image)
+        for plane, target in zip(planes(image, self.layout), planes(out, self.layout), strict=True):
+            height, width = plane.shape[:2]
+            small = cv2.resize(plane, (max(1, width // self.factor), max(1, height // self.factor)))
+            # a half-size chroma plane is blurred half as far, so every plane blurs the same picture area
+            small = cv2.GaussianBlur(small, (0, 0), self.sigma * width / self.width / self.factor)
+            cv2.resize(small, (width, height), dst=target, interpolation=cv2.INTER_LINEAR)
+        return out
 
 
 class Color(Replacement):
@@ -89,10 +99,11 @@ class Color(Replacement):
     def __init__(self, bgr: tuple[int, int, int]) -> None:
         self.bgr = bgr
 
-    def open(self, width: int, height: int) -> None:
-        super().open(width, height)
-        self.plate = np.empty((height, width, 3), np.uint8)
-        self.plate[:] = self.bgr
+    def open(self, width: int, height: int, layout: str = BGR) -> None:
+        super().open(width, height, layout)
+        plate = np.empty((height, width, 3), np.uint8)
+        plate[:] = self.bgr
+        self.plate = self.in_layout(plate)
 
     def backdrop(self, image: np.ndarray) -> np.ndarray:
         return self.plate
@@ -104,12 +115,12 @@ class Picture(Replacement):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def open(self, width: int, height: int) -> None:
-        super().open(width, height)
+    def open(self, width: int, height: int, layout: str = BGR) -> None:
+        super().open(width, height, layout)
         image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
         if image is None:
             raise BackgroundError(f"cannot read background image {self.path}")
-        self.plate = cover(image, width, height)
+        self.plate = self.in_layout(cover(image, width, height))
 
     def backdrop(self, image: np.ndarray) -> np.ndarray:
         return self.plate
@@ -122,8 +133,8 @@ class Clip(Replacement):
         self.path = path
         self.reader: VideoFileSource | None = None
 
-    def open(self, width: int, height: int) -> None:
-        super().open(width, height)
+    def open(self, width: int, height: int, layout: str = BGR) -> None:
+        super().open(width, height, layout)
         self._restart()
         self.last = self._next()
         if self.last is None:
@@ -142,7 +153,7 @@ class Clip(Replacement):
 
     def _next(self) -> np.ndarray | None:
         frame = self.reader.read()
-        return None if frame is None else cover(frame, self.width, self.height)
+        return None if frame is None else self.in_layout(cover(frame, self.width, self.height))
 
     def backdrop(self, image: np.ndarray) -> np.ndarray:
         frame = self._next()

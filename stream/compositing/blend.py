@@ -5,6 +5,9 @@ The matte is cut into horizontal strips at its (reduced) working size; in each s
 into runs that touch the band, which get the float blend, and runs that are constant across the strip,
 which are plain copies of the frame (alpha 1) or left as backdrop (alpha 0). The result equals blending
 with the bilinearly upsampled matte everywhere, at a fraction of the cost.
+
+I420 frames take another road: one 8-bit multiply-add over the three planes at once, with the matte
+resized into the same planar layout. It touches half the bytes of BGR and needs no Python per region.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from stream.pixels import i420_planes
 
 STRIP_ROWS = 8  # working-size rows per strip
 MERGE_GAP = 4  # band runs closer than this many working-size columns are blended as one region
@@ -31,6 +36,17 @@ class Matte:
         if self.work.shape[::-1] == self.size:
             return self.work
         return cv2.resize(self.work, self.size, interpolation=cv2.INTER_LINEAR)
+
+    def i420(self) -> np.ndarray:
+        """The matte as 8-bit alpha laid out like an I420 frame: full size over Y, half size over U and V."""
+        work8 = cv2.convertScaleAbs(self.work, alpha=255.0)
+        width, height = self.size
+        alpha = np.empty((height * 3 // 2, width), np.uint8)
+        luma, u, v = i420_planes(alpha)
+        cv2.resize(work8, (width, height), dst=luma, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(work8, (width // 2, height // 2), dst=u, interpolation=cv2.INTER_LINEAR)
+        v[:] = u
+        return alpha
 
 
 @dataclass(frozen=True)
@@ -107,3 +123,13 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
                 image[rows, columns], backdrop[rows, columns], weights, cv2.subtract(1.0, weights)
             )
     return out
+
+
+def blend_i420(
+    image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False
+) -> np.ndarray:
+    """``blend`` for I420 frames: ``(image·a + backdrop·(255 − a)) / 255`` per byte, a = the 8-bit matte."""
+    alpha = matte.i420()
+    out = backdrop if backdrop_is_scratch else np.empty_like(backdrop)
+    cv2.multiply(backdrop, cv2.bitwise_not(alpha), dst=out, scale=1.0 / 255.0)
+    return cv2.add(out, cv2.multiply(image, alpha, scale=1.0 / 255.0), dst=out)

@@ -14,6 +14,7 @@ import numpy as np
 from stream.compositing.blend import Matte
 from stream.compositing.refine import guided_filter
 from stream.config import MaskConfig
+from stream.pixels import BGR, I420
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
 SNAP_SCALE = 1.0 / (1.0 - 2.0 * SNAP)
@@ -28,9 +29,10 @@ def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
 class MatteMaker:
     """Turns one model mask plus its full-resolution frame into a float32 alpha matte in [0, 1]."""
 
-    def __init__(self, config: MaskConfig, width: int, height: int) -> None:
+    def __init__(self, config: MaskConfig, width: int, height: int, layout: str = BGR) -> None:
         self.config = config
         self.size = (width, height)
+        self.layout = layout
         self.work_size = working_size(width, height, config.refine_size)
         self.feather_sigma = config.feather * self.work_size[0] / width
 
@@ -42,17 +44,24 @@ class MatteMaker:
             mask = cv2.addWeighted(previous, self.config.smoothing, mask, 1.0 - self.config.smoothing, 0.0)
         return mask
 
+    def guide(self, image: np.ndarray) -> np.ndarray:
+        """The frame's brightness at the working size, float32 in [0, 1]: what the guided filter follows."""
+        if self.layout == I420:  # the Y plane already is the brightness
+            gray = cv2.resize(image[: self.size[1]], self.work_size, interpolation=cv2.INTER_LINEAR)
+        else:
+            small = cv2.resize(image, self.work_size, interpolation=cv2.INTER_LINEAR)
+            gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        return gray.astype(np.float32) * np.float32(1.0 / 255.0)
+
     def matte(self, mask: np.ndarray, image: np.ndarray, previous: np.ndarray | None) -> tuple[Matte, np.ndarray]:
-        """(alpha matte, new temporal state) for ``mask`` (model resolution) and its full-resolution BGR ``image``.
+        """(alpha matte, new temporal state) for ``mask`` (model resolution) and its full-resolution ``image``.
 
         The matte stays at the working size; compositing upsamples only where the edge needs it.
         """
         state = self.smooth(mask, previous)
         work = cv2.resize(state, self.work_size, interpolation=cv2.INTER_LINEAR)
         if self.config.refine == "guided":
-            small = cv2.resize(image, self.work_size, interpolation=cv2.INTER_LINEAR)
-            guide = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) * (1.0 / 255.0)
-            work = guided_filter(guide, work, radius=self.config.refine_radius, eps=self.config.refine_eps)
+            work = guided_filter(self.guide(image), work, radius=self.config.refine_radius, eps=self.config.refine_eps)
         if self.feather_sigma >= 0.3:
             work = cv2.GaussianBlur(work, (0, 0), self.feather_sigma)
         # snap near-certain values to exactly 0 or 1: invisible, and it keeps the costly blend to the true edge band

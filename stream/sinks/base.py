@@ -8,9 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from stream.pixels import BGR
+
 
 class Sink(ABC):
-    """A consumer of composited frames: BGR uint8 (H×W×3) or, for transparent output, BGRA (H×W×4)."""
+    """A consumer of composited frames: BGR uint8 (H×W×3), BGRA (H×W×4) for transparent output, or I420
+    ((H·3/2)×W, see stream.pixels) when the sink lists it in ``layouts`` and the pipeline chose it."""
+
+    layouts: tuple[str, ...] = (BGR,)  # the layouts ``write`` accepts
 
     @abstractmethod
     def open(self, width: int, height: int, fps: float) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.pixels import BGR, I420
 from stream.sinks.base import Sink
 
 
 class NullSink(Sink):
     """Counts frames and throws them away."""
+
+    layouts = (BGR, I420)
 
     def __init__(self) -> None:
         self.frames = 0

@@ -13,11 +13,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from stream.config import EncoderConfig
 from stream.errors import SinkError
+from stream.pixels import BGR, I420, bgr_to_i420
 from stream.sinks.base import Sink
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
@@ -30,6 +30,7 @@ class VideoFileSink(Sink):
     def __init__(self, path: str | Path, *, alpha: bool = False, encoder: EncoderConfig | None = None) -> None:
         self.path = Path(path)
         self.alpha = alpha
+        self.layouts = (BGR,) if alpha else (BGR, I420)  # I420 frames go to the encoder untouched
         self.encoder = encoder or EncoderConfig()
         suffix = self.path.suffix.lower()
         if suffix not in CONTAINERS:
@@ -75,10 +76,11 @@ class VideoFileSink(Sink):
             raise SinkError(f"{self.path} is not open")
         if self.alpha:
             frame = av.VideoFrame.from_ndarray(image, format="bgra")
+        elif image.ndim == 2:  # I420 (always of even size)
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         else:
             # OpenCV's BGR→I420 is several times faster than letting swscale convert inside the encoder
-            yuv = cv2.cvtColor(image[: self.height, : self.width], cv2.COLOR_BGR2YUV_I420)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(bgr_to_i420(image[: self.height, : self.width]), format="yuv420p")
         try:
             self.container.mux(self.stream.encode(frame))
         except (av.error.FFmpegError, OSError) as e:

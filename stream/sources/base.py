@@ -7,15 +7,18 @@ from types import TracebackType
 
 import numpy as np
 
+from stream.pixels import BGR
+
 
 class Source(ABC):
-    """A producer of BGR uint8 frames.
+    """A producer of uint8 frames, BGR unless the pipeline switched ``layout`` to another of ``layouts()``.
 
     ``live`` sources (webcam, RTSP, HTTP) run at their own pace, so the pipeline drops their oldest frames
     when it falls behind; finite sources (files, folders) are read at the pipeline's pace and never dropped.
     """
 
     live: bool = False
+    layout: str = BGR  # what read() returns; set before the first read, to one of layouts()
 
     @abstractmethod
     def open(self) -> None:
@@ -23,7 +26,7 @@ class Source(ABC):
 
     @abstractmethod
     def read(self) -> np.ndarray | None:
-        """The next BGR frame, or None at end of stream."""
+        """The next frame in ``layout``, or None at end of stream."""
 
     @abstractmethod
     def close(self) -> None:
@@ -40,6 +43,10 @@ class Source(ABC):
     @abstractmethod
     def fps(self) -> float:
         """Nominal frame rate (the sinks encode at it)."""
+
+    def layouts(self) -> tuple[str, ...]:
+        """The pixel layouts ``read`` can return, known once open; a decoder's native one saves conversions."""
+        return (BGR,)
 
     @property
     def frame_count(self) -> int | None:

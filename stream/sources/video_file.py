@@ -1,4 +1,4 @@
-"""A video file decoded with PyAV (threaded decode), read at the pipeline's pace.
+"""A video file decoded with PyAV (threaded decode), read at the pipeline's pace, as BGR or as its own I420.
 
 A damaged file is decoded as far as it goes: undecodable packets are skipped, a truncated file ends early,
 and ``damage`` then says what happened so the run can report it after writing every good frame.
@@ -14,11 +14,14 @@ import av
 import numpy as np
 
 from stream.errors import SourceError
+from stream.pixels import BGR, I420
 from stream.sources.base import Source
+
+AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
 
 
 class VideoFileSource(Source):
-    """Frames of the first video stream of a file, as BGR arrays."""
+    """Frames of the first video stream of a file, as BGR arrays or (``layout = I420``) undecoded-colour I420."""
 
     live = False
 
@@ -30,6 +33,7 @@ class VideoFileSource(Source):
         self.damage: str | None = None
         self._fps = 30.0
         self._expected: int | None = None
+        self._native_i420 = False
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -45,6 +49,9 @@ class VideoFileSource(Source):
             raise SourceError(f"{self.path} has no video stream")
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
+        context = stream.codec_context
+        # I420 straight from the decoder only when no conversion hides in it: 8-bit 4:2:0, limited range, even size
+        self._native_i420 = context.pix_fmt == "yuv420p" and context.width % 2 == 0 and context.height % 2 == 0
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self._fps = float(rate) if rate else 30.0
         if stream.frames:
@@ -71,7 +78,7 @@ class VideoFileSource(Source):
                 continue
             for frame in frames:
                 self.decoded += 1
-                yield frame.to_ndarray(format="bgr24")
+                yield frame.to_ndarray(format=AV_FORMATS[self.layout])
         self._judge()
 
     def _judge(self) -> None:
@@ -94,6 +101,9 @@ class VideoFileSource(Source):
         if self.container is not None:
             self.container.close()
             self.container = None
+
+    def layouts(self) -> tuple[str, ...]:
+        return (BGR, I420) if self._native_i420 else (BGR,)
 
     @property
     def fps(self) -> float:

@@ -1,0 +1,154 @@
+"""File → file runs stay in the decoder's I420; everything else runs in BGR. Both must give the same picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from clips import CLIP_FRAMES, decode
+
+from stream.compositing.backgrounds import parse_background
+from stream.compositing.blend import Matte, blend, blend_i420
+from stream.compositing.matte import MatteMaker
+from stream.config import MaskConfig
+from stream.demo_clip import read_stamp
+from stream.frame import Frame
+from stream.pipeline import Pipeline
+from stream.pixels import BGR, I420, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
+from stream.sinks.null import NullSink
+from stream.sinks.png_folder import PngFolderSink
+from stream.sinks.video_file import VideoFileSink
+from stream.sources.testsrc import TestSource
+from stream.sources.video_file import VideoFileSource
+from stream.stages import Control, PreprocessStage, Work
+from stream.stats import RunStats
+
+W, H = 320, 180
+
+
+@pytest.fixture(scope="module")
+def photo_frame(stamped_clip: Path) -> np.ndarray:
+    return decode(stamped_clip)[5]
+
+
+def soft_matte(width: int = W, height: int = H) -> Matte:
+    """A left-to-right ramp over a working size a quarter of the frame: 0, fractional and 1 columns."""
+    ramp = np.clip(np.linspace(-0.5, 1.5, width // 4, dtype=np.float32), 0, 1)
+    return Matte(np.tile(ramp, (height // 4, 1)), (width, height))
+
+
+def test_i420_planes_are_views_in_order() -> None:
+    image = np.arange(H * 3 // 2 * W, dtype=np.uint32).astype(np.uint8).reshape(H * 3 // 2, W)
+    luma, u, v = i420_planes(image)
+    assert luma.shape == (H, W) and u.shape == v.shape == (H // 2, W // 2)
+    luma[0, 0], u[0, 0], v[-1, -1] = 1, 2, 3
+    assert image[0, 0] == 1 and image[H, 0] == 2 and image[-1, -1] == 3
+
+
+def test_resize_i420_matches_resizing_the_picture(photo_frame: np.ndarray) -> None:
+    small = i420_to_bgr(resize_i420(bgr_to_i420(photo_frame), (128, 72)))
+    expected = cv2.resize(photo_frame, (128, 72), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(small.astype(int) - expected).mean() < 3
+
+
+@pytest.mark.parametrize("size", [(256, 144), (255, 143)])  # odd model sizes are served too
+def test_preprocess_gives_the_same_tensor_from_either_layout(photo_frame: np.ndarray, size: tuple[int, int]) -> None:
+    def tensor(layout: str, image: np.ndarray) -> np.ndarray:
+        stage = PreprocessStage(
+            size[::-1], layout, control=Control(), stats=RunStats(frame_count=None), inbox=None, outboxes=[]
+        )
+        return stage.process(Work(Frame(0, image, 0.0))).tensor
+
+    from_bgr, from_i420 = tensor(BGR, photo_frame), tensor(I420, bgr_to_i420(photo_frame))
+    assert from_i420.shape == from_bgr.shape == (size[1], size[0], 3) and from_i420.dtype == np.float32
+    assert np.abs(from_i420 - from_bgr).mean() < 5 / 255  # an odd size resamples twice: a little softer
+
+
+def test_i420_blend_keeps_person_takes_backdrop_and_mixes_the_edge(photo_frame: np.ndarray) -> None:
+    frame = cv2.resize(photo_frame, (W, H))
+    backdrop = np.zeros_like(frame)
+    backdrop[:] = (0, 255, 0)
+    matte = soft_matte()
+    mixed = i420_to_bgr(blend_i420(bgr_to_i420(frame), bgr_to_i420(backdrop), matte))
+    reference = blend(frame, backdrop, matte)
+    alpha = matte.full()
+    person, background = alpha[0] == 1, alpha[0] == 0
+    # colour conversions and 4:2:0 chroma cost a few levels; the sure regions are the frame / the backdrop
+    assert np.abs(mixed[:, person].astype(int) - frame[:, person]).mean() < 4
+    assert np.abs(mixed[:, background].astype(int) - backdrop[:, background]).mean() < 4
+    assert np.abs(mixed.astype(int) - reference).mean() < 4
+
+
+def test_i420_blend_is_exact_where_the_matte_is_0_or_1(photo_frame: np.ndarray) -> None:
+    frame, backdrop = bgr_to_i420(cv2.resize(photo_frame, (W, H))), np.full((H * 3 // 2, W), 77, np.uint8)
+    for value, expected in ((1.0, frame), (0.0, backdrop)):
+        matte = Matte(np.full((H // 4, W // 4), value, np.float32), (W, H))
+        assert np.array_equal(blend_i420(frame, backdrop, matte), expected)
+
+
+@pytest.mark.parametrize("spec", ["blur:21", "color:#3366cc", "picture.png"])
+def test_backgrounds_give_the_same_picture_in_either_layout(photo_frame: np.ndarray, spec: str, tmp_path: Path) -> None:
+    if spec == "picture.png":
+        spec = str(tmp_path / spec)
+        cv2.imwrite(spec, cv2.flip(photo_frame, 1))
+    background = parse_background(spec)
+    height, width = photo_frame.shape[:2]
+    matte = soft_matte(width, height)
+    background.open(width, height, BGR)
+    from_bgr = background.compose(photo_frame, matte)
+    background.open(width, height, I420)
+    from_i420 = i420_to_bgr(background.compose(bgr_to_i420(photo_frame), matte))
+    assert np.abs(from_i420.astype(int) - from_bgr).mean() < 3
+
+
+def test_guided_matte_follows_the_same_guide_in_either_layout(photo_frame: np.ndarray) -> None:
+    height, width = photo_frame.shape[:2]
+    mask = cv2.resize((cv2.cvtColor(photo_frame, cv2.COLOR_BGR2GRAY) > 100).astype(np.float32), (256, 144))
+    bgr, _ = MatteMaker(MaskConfig(), width, height, BGR).matte(mask, photo_frame, None)
+    i420, _ = MatteMaker(MaskConfig(), width, height, I420).matte(mask, bgr_to_i420(photo_frame), None)
+    assert np.abs(bgr.work - i420.work).mean() < 0.01
+
+
+def pipeline_layout(source, background: str, sinks: list) -> str:
+    return Pipeline(source, None, parse_background(background), sinks).layout()  # type: ignore[arg-type]
+
+
+def test_layout_is_i420_only_when_source_background_and_every_sink_allow_it(stamped_clip: Path, tmp_path: Path) -> None:
+    mp4 = VideoFileSink(tmp_path / "out.mp4")
+    with VideoFileSource(stamped_clip) as source:
+        assert source.layouts() == (BGR, I420)
+        assert pipeline_layout(source, "blur", [mp4, NullSink()]) == I420
+        assert pipeline_layout(source, "color:#00ff00", [mp4, PngFolderSink(tmp_path / "png")]) == BGR
+        assert pipeline_layout(source, "transparent", [VideoFileSink(tmp_path / "a.mov", alpha=True)]) == BGR
+    assert pipeline_layout(TestSource(64, 48, frames=2), "blur", [mp4]) == BGR  # OpenCV-drawn frames
+
+
+@pytest.mark.parametrize(("pix_fmt", "size"), [("yuv420p", (161, 91)), ("yuv444p", (160, 90))])
+def test_video_that_is_not_even_sized_420_is_read_as_bgr(tmp_path: Path, pix_fmt: str, size: tuple[int, int]) -> None:
+    clip = tmp_path / f"{pix_fmt}.mkv"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        black = av.VideoFrame.from_ndarray(np.zeros((size[1], size[0], 3), np.uint8), format="bgr24")
+        container.mux([*stream.encode(black), *stream.encode(None)])
+    with VideoFileSource(clip) as source:
+        assert source.layouts() == (BGR,)
+        assert source.read().shape == (size[1], size[0], 3)
+
+
+def test_i420_run_matches_the_bgr_run_frame_for_frame(stamped_clip: Path, tmp_path: Path, segmenter) -> None:
+    """The same clip through the I420 path (mp4 only) and the BGR path (mp4 + PNGs) gives the same video."""
+    outputs = {}
+    for name, extra in (("i420", []), ("bgr", [PngFolderSink(tmp_path / "png")])):
+        out = tmp_path / f"{name}.mp4"
+        with VideoFileSource(stamped_clip) as source:
+            pipeline = Pipeline(source, segmenter, parse_background("blur:21"), [VideoFileSink(out), *extra])
+            assert pipeline.layout() == (I420 if name == "i420" else BGR)
+            pipeline.run()
+        outputs[name] = decode(out)
+    assert [read_stamp(f) for f in outputs["i420"]] == list(range(CLIP_FRAMES))
+    difference = [np.abs(a.astype(int) - b).mean() for a, b in zip(outputs["i420"], outputs["bgr"], strict=True)]
+    assert max(difference) < 2.5
