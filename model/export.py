@@ -1,7 +1,8 @@
 """Export a Keras segmenter to the formats the runtimes load: ONNX, TFLite (float32 / fp16) and its contract.
 
-ONNX goes through tf2onnx (opset 17, dynamic batch) and is then given the contract's tensor names, a
-named batch dimension and the contract as metadata, so any ONNX consumer can find its way without us.
+ONNX goes through tf2onnx (opset 17, dynamic batch), has the patterns tf2onnx leaves unfused rewritten
+(model/onnx_fusion.py), and is then given the contract's tensor names, a named batch dimension and the contract
+as metadata, so any ONNX consumer can find its way without us.
 TensorFlow is imported here and only here (and in the Keras runtime), never on the inference path.
 """
 
@@ -47,6 +48,8 @@ def export_onnx(model, contract: ModelContract, path: Path) -> Path:
     try:
         import onnx
         import tf2onnx
+
+        from model.onnx_fusion import fuse_graph
     except ImportError as e:
         raise RuntimeUnavailable(f"ONNX export needs tf2onnx and onnx: {KERAS_EXTRA_HINT}") from e
     function, spec = _inference_function(model, contract)
@@ -54,6 +57,7 @@ def export_onnx(model, contract: ModelContract, path: Path) -> Path:
         proto, _ = tf2onnx.convert.from_function(function, input_signature=(spec,), opset=ONNX_OPSET)
     except Exception as e:  # tf2onnx raises many unrelated types
         raise ExportError(f"tf2onnx could not convert the model: {e}") from e
+    fuse_graph(proto)
     graph = proto.graph
     _rename_value(graph, graph.output[0].name, contract.output_name)
     for value in [graph.input[0], graph.output[0]]:
