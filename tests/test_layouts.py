@@ -11,7 +11,7 @@ import pytest
 from clips import CLIP_FRAMES, decode
 
 from stream.compositing.backgrounds import parse_background
-from stream.compositing.blend import Matte, blend, blend_i420
+from stream.compositing.blend import I420Blender, Matte, blend
 from stream.compositing.matte import MatteMaker
 from stream.config import MaskConfig
 from stream.demo_clip import read_stamp
@@ -72,7 +72,7 @@ def test_i420_blend_keeps_person_takes_backdrop_and_mixes_the_edge(photo_frame: 
     backdrop = np.zeros_like(frame)
     backdrop[:] = (0, 255, 0)
     matte = soft_matte()
-    mixed = i420_to_bgr(blend_i420(bgr_to_i420(frame), bgr_to_i420(backdrop), matte))
+    mixed = i420_to_bgr(I420Blender(W, H).blend(bgr_to_i420(frame), bgr_to_i420(backdrop), matte))
     reference = blend(frame, backdrop, matte)
     alpha = matte.full()
     person, background = alpha[0] == 1, alpha[0] == 0
@@ -84,9 +84,10 @@ def test_i420_blend_keeps_person_takes_backdrop_and_mixes_the_edge(photo_frame: 
 
 def test_i420_blend_is_exact_where_the_matte_is_0_or_1(photo_frame: np.ndarray) -> None:
     frame, backdrop = bgr_to_i420(cv2.resize(photo_frame, (W, H))), np.full((H * 3 // 2, W), 77, np.uint8)
+    blender = I420Blender(W, H)
     for value, expected in ((1.0, frame), (0.0, backdrop)):
         matte = Matte(np.full((H // 4, W // 4), value, np.float32), (W, H))
-        assert np.array_equal(blend_i420(frame, backdrop, matte), expected)
+        assert np.array_equal(blender.blend(frame, backdrop, matte), expected)
 
 
 @pytest.mark.parametrize("spec", ["blur:21", "color:#3366cc", "picture.png"])

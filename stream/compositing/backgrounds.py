@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from stream.compositing.blend import Matte, blend, blend_i420
+from stream.compositing.blend import I420Blender, Matte, blend
 from stream.errors import BackgroundError, SourceError
 from stream.pixels import BGR, I420, bgr_to_i420, planes
 
@@ -64,9 +64,12 @@ class Replacement(Background):
     def backdrop(self, image: np.ndarray) -> np.ndarray:
         """The full-resolution picture behind the person for this frame, in the frame's layout."""
 
+    def open(self, width: int, height: int, layout: str = BGR) -> None:
+        super().open(width, height, layout)
+        self.blend = I420Blender(width, height).blend if layout == I420 else blend
+
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
-        blend_in_layout = blend_i420 if self.layout == I420 else blend
-        return blend_in_layout(image, self.backdrop(image), matte, backdrop_is_scratch=self.fresh_backdrop)
+        return self.blend(image, self.backdrop(image), matte, backdrop_is_scratch=self.fresh_backdrop)
 
     def in_layout(self, picture: np.ndarray) -> np.ndarray:
         """A full-size BGR ``picture`` converted to the frame layout."""

@@ -37,16 +37,15 @@ class Matte:
             return self.work
         return cv2.resize(self.work, self.size, interpolation=cv2.INTER_LINEAR)
 
-    def i420(self) -> np.ndarray:
-        """The matte as 8-bit alpha laid out like an I420 frame: full size over Y, half size over U and V."""
+    def i420(self, out: np.ndarray) -> np.ndarray:
+        """Write the matte into ``out`` as 8-bit alpha laid out like an I420 frame: full size over Y, half over U, V."""
         work8 = cv2.convertScaleAbs(self.work, alpha=255.0)
         width, height = self.size
-        alpha = np.empty((height * 3 // 2, width), np.uint8)
-        luma, u, v = i420_planes(alpha)
+        luma, u, v = i420_planes(out)
         cv2.resize(work8, (width, height), dst=luma, interpolation=cv2.INTER_LINEAR)
         cv2.resize(work8, (width // 2, height // 2), dst=u, interpolation=cv2.INTER_LINEAR)
         v[:] = u
-        return alpha
+        return out
 
 
 @dataclass(frozen=True)
@@ -125,11 +124,21 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
     return out
 
 
-def blend_i420(
-    image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False
-) -> np.ndarray:
-    """``blend`` for I420 frames: ``(image·a + backdrop·(255 − a)) / 255`` per byte, a = the 8-bit matte."""
-    alpha = matte.i420()
-    out = backdrop if backdrop_is_scratch else np.empty_like(backdrop)
-    cv2.multiply(backdrop, cv2.bitwise_not(alpha), dst=out, scale=1.0 / 255.0)
-    return cv2.add(out, cv2.multiply(image, alpha, scale=1.0 / 255.0), dst=out)
+class I420Blender:
+    """``blend`` for I420 frames: ``(image·a + backdrop·(255 − a)) / 255`` per byte, a = the 8-bit matte.
+
+    Its full-size scratch buffers live as long as it does (one blender per composite thread): fresh ones
+    every frame would cost more in page faults than the arithmetic itself.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        shape = (height * 3 // 2, width)
+        self.alpha, self.inverse, self.product = (np.empty(shape, np.uint8) for _ in range(3))
+
+    def blend(
+        self, image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False
+    ) -> np.ndarray:
+        alpha = matte.i420(self.alpha)
+        out = backdrop if backdrop_is_scratch else np.empty_like(backdrop)
+        cv2.multiply(backdrop, cv2.bitwise_not(alpha, dst=self.inverse), dst=out, scale=1.0 / 255.0)
+        return cv2.add(out, cv2.multiply(image, alpha, dst=self.product, scale=1.0 / 255.0), dst=out)
