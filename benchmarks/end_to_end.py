@@ -1,8 +1,8 @@
-"""End-to-end fps: the threaded pipeline beside the plain sequential loop, per input and runtime, same run.
+"""End-to-end fps: the threaded pipeline beside the plain sequential loop and the codec floor, same run.
 
-Both runs, their interleaved repeats (so drifting machine load hits both alike) and the CPU time per frame
-come from ``benchmarks/pipeline_fps.py`` (file → blur → H.264 file); this module only chooses the inputs and
-runtimes and shapes the result rows.
+The runs, their interleaved repeats (so drifting machine load hits all alike) and the CPU time per frame
+come from ``benchmarks/pipeline_fps.py`` (file → blur → H.264 file; the floor is decode → encode alone);
+this module only chooses the inputs and runtimes and shapes the result rows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks import pipeline_fps
 
-MODES = ("pipeline", "sequential")
+MODES = ("pipeline", "sequential", "codec_floor")
 BASELINE_MODE = "sequential"
 
 
@@ -37,6 +37,7 @@ class PipelinePlan:
     runtimes: tuple[str, ...]
     repeats: int = 3
     background: str = "blur:21"
+    model: str = "general"
     pipeline_threads: int | None = 1  # the other stages need the second core
     loop_threads: int | None = None  # the loop has the machine to itself: runtime default
 
@@ -57,6 +58,7 @@ def measure_pipeline(
         for runtime in plan.runtimes:
             settings = argparse.Namespace(
                 background=plan.background,
+                model=plan.model,
                 runtime=runtime,
                 repeats=plan.repeats,
                 pipeline_threads=plan.pipeline_threads,
@@ -84,6 +86,7 @@ def measure_pipeline(
         "settings": {
             "repeats": plan.repeats,
             "background": plan.background,
+            "model": plan.model,
             "pipeline_threads": plan.pipeline_threads,
             "loop_threads": plan.loop_threads,
         },

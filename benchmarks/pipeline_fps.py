@@ -1,8 +1,10 @@
 """File → file throughput of the threaded pipeline beside a plain sequential loop, measured in the same run.
 
 Both use the same clip (the demo person clip), model, runtime, compositing and H.264 encoder; the loop runs
-read → preprocess → infer → composite → write one frame at a time on one thread, as a simple script would.
-Prints median fps over repeats and the pipeline/loop ratio per resolution.
+read → preprocess → infer → composite → write one frame at a time on one thread in BGR, as a simple script
+would (the pipeline stays in the decoder's I420 where it can: that is part of what it does better).
+Beside them the codec floor: the same file decoded and re-encoded by two threads with nothing in between,
+the most any file → file job with this codec can do here. Prints median fps over repeats and the ratios.
 
     .venv/bin/python benchmarks/pipeline_fps.py [--sizes 1280x720,1920x1080] [--frames 300] [--repeats 3]
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +34,7 @@ from stream.compositing.matte import MatteMaker
 from stream.config import EncoderConfig, MaskConfig
 from stream.demo_clip import write_clip
 from stream.pipeline import Pipeline
+from stream.pixels import I420, i420_size
 from stream.sinks.video_file import VideoFileSink
 from stream.sources.video_file import VideoFileSource
 
@@ -50,30 +55,32 @@ class Timed:
 
 
 @contextmanager
-def timed_run(clip: Path, runtime: str, threads: int | None) -> Iterator[tuple[Timed, VideoFileSource, Segmenter]]:
+def timed_run(
+    clip: Path, model: str, runtime: str, threads: int | None
+) -> Iterator[tuple[Timed, VideoFileSource, Segmenter]]:
     """Open the clip and the model inside the timed block, so both runners pay the same start-up."""
     with (
         Timed() as timed,
         VideoFileSource(clip) as source,
-        load_segmenter("general", runtime, threads=threads) as segmenter,
+        load_segmenter(model, runtime, threads=threads) as segmenter,
     ):
         yield timed, source, segmenter
 
 
 def run_pipeline(
-    clip: Path, output: Path, *, background: str, runtime: str, threads: int | None
+    clip: Path, output: Path, *, background: str, model: str, runtime: str, threads: int | None
 ) -> tuple[float, float]:
     """(fps, CPU ms/frame) of the threaded pipeline, from opening the clip to a finished output file."""
-    with timed_run(clip, runtime, threads) as (timed, source, segmenter):
+    with timed_run(clip, model, runtime, threads) as (timed, source, segmenter):
         stats = Pipeline(source, segmenter, parse_background(background), [VideoFileSink(output)]).run()
     return timed.result(stats["frames_out"])
 
 
 def run_sequential(
-    clip: Path, output: Path, *, background: str, runtime: str, threads: int | None
+    clip: Path, output: Path, *, background: str, model: str, runtime: str, threads: int | None
 ) -> tuple[float, float]:
     """(fps, CPU ms/frame) of the one-thread loop with the same components."""
-    with timed_run(clip, runtime, threads) as (timed, source, segmenter):
+    with timed_run(clip, model, runtime, threads) as (timed, source, segmenter):
         height, width = segmenter.contract.input_size
         image = source.read()
         frame_height, frame_width = image.shape[:2]
@@ -95,6 +102,31 @@ def run_sequential(
     return timed.result(frames)
 
 
+def run_codec_floor(clip: Path, output: Path, *, queue_size: int = 4) -> tuple[float, float]:
+    """(fps, CPU ms/frame) of decode → encode alone, on two threads, in I420 when the file allows it."""
+    frames: queue.Queue[object] = queue.Queue(queue_size)
+    with Timed() as timed, VideoFileSource(clip) as source:
+        source.layout = I420 if I420 in source.layouts() else source.layout
+
+        def decode() -> None:
+            while (image := source.read()) is not None:
+                frames.put(image)
+            frames.put(None)
+
+        reader = threading.Thread(target=decode, name="codec-floor-decode")
+        reader.start()
+        sink, written = VideoFileSink(output), 0
+        while (image := frames.get()) is not None:
+            if not written:
+                width, height = i420_size(image) if source.layout == I420 else (image.shape[1], image.shape[0])
+                sink.open(width, height, source.fps)
+            sink.write(image)
+            written += 1
+        reader.join()
+        sink.close()
+    return timed.result(written)
+
+
 def cli_run(clip: Path, output: Path, *extra: str) -> float:
     """Wall time of ``backdrop run`` as a fresh process (imports, model load, run, close)."""
     started = time.perf_counter()
@@ -107,23 +139,22 @@ def cli_run(clip: Path, output: Path, *extra: str) -> float:
 
 
 def measure(clip: Path, folder: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Median fps of pipeline and loop over interleaved repeats (drifting machine load hits both alike)."""
-    common = {"background": args.background, "runtime": args.runtime}
-    piped, looped = [], []
+    """Median fps of pipeline, loop and codec floor over interleaved repeats (drifting load hits all alike)."""
+    common = {"background": args.background, "model": args.model, "runtime": args.runtime}
+    runs: dict[str, list[tuple[float, float]]] = {"pipeline": [], "sequential": [], "codec_floor": []}
     for _ in range(args.repeats):
-        piped.append(run_pipeline(clip, folder / "p.mp4", threads=args.pipeline_threads, **common))
-        looped.append(run_sequential(clip, folder / "s.mp4", threads=args.loop_threads or None, **common))
-    pipeline_fps, loop_fps = statistics.median(f for f, _ in piped), statistics.median(f for f, _ in looped)
-    return {
-        "pipeline_fps": round(pipeline_fps, 1),
-        "sequential_fps": round(loop_fps, 1),
-        "ratio": round(pipeline_fps / loop_fps, 2),
-        "pipeline_runs": [round(f, 1) for f, _ in piped],
-        "sequential_runs": [round(f, 1) for f, _ in looped],
+        runs["pipeline"].append(run_pipeline(clip, folder / "p.mp4", threads=args.pipeline_threads, **common))
+        runs["sequential"].append(run_sequential(clip, folder / "s.mp4", threads=args.loop_threads or None, **common))
+        runs["codec_floor"].append(run_codec_floor(clip, folder / "f.mp4"))
+    result: dict[str, object] = {}
+    for mode, measured in runs.items():
+        result[f"{mode}_fps"] = round(statistics.median(f for f, _ in measured), 1)
+        result[f"{mode}_runs"] = [round(f, 1) for f, _ in measured]
         # CPU per frame does not depend on how busy the machine is; 2000 / it bounds fps on two idle cores
-        "pipeline_cpu_ms_per_frame": round(statistics.median(c for _, c in piped), 2),
-        "sequential_cpu_ms_per_frame": round(statistics.median(c for _, c in looped), 2),
-    }
+        result[f"{mode}_cpu_ms_per_frame"] = round(statistics.median(c for _, c in measured), 2)
+    result["ratio"] = round(result["pipeline_fps"] / result["sequential_fps"], 2)
+    result["floor_ratio"] = round(result["pipeline_fps"] / result["codec_floor_fps"], 2)
+    return result
 
 
 def measure_process(clip: Path, folder: Path) -> dict[str, object]:
@@ -140,13 +171,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--background", default="blur:21")
+    parser.add_argument("--model", default="general", help="general, landscape or a path to a model")
     parser.add_argument("--runtime", default="onnxruntime")
     parser.add_argument("--pipeline-threads", type=int, default=1, help="runtime threads in the pipeline")
     parser.add_argument("--loop-threads", type=int, default=0, help="runtime threads in the loop (0 = runtime default)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     encoder = EncoderConfig()
-    print(f"background {args.background}, runtime {args.runtime}, x264 {encoder.preset}, crf {encoder.crf}")
+    print(
+        f"model {args.model}, background {args.background}, runtime {args.runtime}, "
+        f"x264 {encoder.preset}, crf {encoder.crf}"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -154,11 +189,13 @@ def main() -> None:
             width, height = (int(v) for v in size.split("x"))
             clip = write_clip(folder / f"in_{size}.mp4", width=width, height=height, frames=args.frames)
             result = results[size] = measure(clip, folder, args)
-            runs = f"(runs: {result['pipeline_runs']} / {result['sequential_runs']})"
+            runs = f"(runs: {result['pipeline_runs']} / {result['sequential_runs']} / {result['codec_floor_runs']})"
             print(
                 f"{size}: pipeline {result['pipeline_fps']:6.1f} fps   sequential loop {result['sequential_fps']:6.1f} "
-                f"fps   ratio {result['ratio']:4.2f}x   {runs}   CPU ms/frame: pipeline "
-                f"{result['pipeline_cpu_ms_per_frame']}, loop {result['sequential_cpu_ms_per_frame']}",
+                f"fps   ratio {result['ratio']:4.2f}x   codec floor {result['codec_floor_fps']:6.1f} fps "
+                f"(pipeline at {result['floor_ratio']:.0%} of it)   {runs}   CPU ms/frame: pipeline "
+                f"{result['pipeline_cpu_ms_per_frame']}, loop {result['sequential_cpu_ms_per_frame']}, "
+                f"floor {result['codec_floor_cpu_ms_per_frame']}",
                 flush=True,
             )
         clip = folder / "in_1280x720.mp4"

@@ -2,7 +2,8 @@
 
 Stages: decode (PyAV file source), preprocess (the pipeline's PreprocessStage), inference (one frame),
 the matte with and without guided refinement, compositing for every background mode, and H.264 encoding
-(the file sink). Each cost is also given as a ratio to inference, measured in the same run.
+(the file sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in
+the layout a file → file run uses: I420, except for the backgrounds that compose BGR only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stream.compositing.backgrounds import parse_background
 from stream.compositing.matte import MatteMaker
 from stream.config import EncoderConfig, MaskConfig
 from stream.frame import Frame
+from stream.pixels import BGR, I420, i420_size, i420_to_bgr
 from stream.sinks.video_file import VideoFileSink
 from stream.sources.video_file import VideoFileSource
 from stream.stages import Control, PreprocessStage, Work
@@ -79,6 +81,7 @@ class _LoopingDecoder:
             self.close()
             self.source = VideoFileSource(self.clip)
             self.source.open()
+            self.source.layout = I420
             image = self.source.read()
         return image
 
@@ -95,30 +98,37 @@ def _stage_calls(
     The encoder gets the frames in turn: fed one frame over and over, x264 would only code empty differences.
     """
     image = frames[0]
-    height, width = image.shape[:2]
+    width, height = i420_size(image)
     decode = _LoopingDecoder(clip)
     try:
         yield "decode", decode
     finally:
         decode.close()
     stage = PreprocessStage(
-        segmenter.contract.input_size, control=Control(), stats=RunStats(frame_count=None), inbox=None, outboxes=[]
+        segmenter.contract.input_size,
+        I420,
+        control=Control(),
+        stats=RunStats(frame_count=None),
+        inbox=None,
+        outboxes=[],
     )
     tensor = stage.process(Work(Frame(0, image, 0.0))).tensor
     yield "preprocess", lambda: stage.process(Work(Frame(0, image, 0.0)))
     batch = tensor[None]
     yield BASELINE_STAGE, lambda: segmenter.segment(batch)
     mask = segmenter.segment(batch)[0]
-    plain = MatteMaker(MaskConfig(refine="none"), width, height)
+    plain = MatteMaker(MaskConfig(refine="none"), width, height, I420)
     yield "matte (refine none)", lambda: plain.matte(mask, image, None)
-    refined = MatteMaker(MaskConfig(), width, height)
+    refined = MatteMaker(MaskConfig(), width, height, I420)
     yield "matte (refine guided)", lambda: refined.matte(mask, image, None)
     alpha, _ = refined.matte(mask, image, None)
     for mode in BACKGROUNDS:
         background = parse_background(_background_spec(mode, folder, clip))
-        background.open(width, height)
+        layout = I420 if I420 in background.layouts else BGR
+        frame = image if layout == I420 else i420_to_bgr(image)
+        background.open(width, height, layout)
         try:
-            yield f"composite {mode}", lambda b=background: b.compose(image, alpha)
+            yield f"composite {mode}", lambda b=background, f=frame: b.compose(f, alpha)
         finally:
             background.close()
     sink = VideoFileSink(folder / f"encode_{width}x{height}.mp4", encoder=EncoderConfig())
@@ -140,6 +150,7 @@ def measure_stages(
         for label, width, height in plan.resolutions:
             clip = demo_clip(folder, width, height, frames=plan.warmup + plan.repeats + 1)
             with VideoFileSource(clip) as source:
+                source.layout = I420
                 frames = [source.read() for _ in range(min(ENCODER_FRAMES, plan.repeats))]
             for name, call in _stage_calls(frames, clip, folder, segmenter):
                 samples = time_calls(call, warmup=plan.warmup, repeats=plan.repeats)

@@ -15,6 +15,7 @@ from clips import run_cli
 from rtsp_fixtures import Publisher, Relay, publisher, relay  # noqa: F401
 
 from benchmarks import report
+from benchmarks.end_to_end import MODES
 from benchmarks.model_speed import BATCHES, THREADS, VARIANTS
 from benchmarks.stage_costs import BACKGROUNDS
 from model.segmenter import available_runtimes
@@ -90,7 +91,7 @@ def test_quick_bench_writes_a_valid_result_table_and_plots(quick_run: tuple[Path
     assert {r["stage"] for r in data["stages"]["rows"]} == STAGES
     assert {r["resolution"] for r in data["stages"]["rows"]} == {"480p"}
     pipeline = {(r["runtime"], r["mode"]) for r in data["pipeline"]["rows"]}
-    assert {mode for _, mode in pipeline} == {"pipeline", "sequential"}
+    assert {mode for _, mode in pipeline} == set(MODES)
     assert {runtime for runtime, _ in pipeline} <= set(measured)
     assert all(r["frames"] == 45 and r["size"] == "854x480" for r in data["pipeline"]["rows"])
     cpu = [r["cpu_ms_per_frame"] for r in data["model"]["rows"] + data["pipeline"]["rows"]]
@@ -167,7 +168,7 @@ def test_live_source_is_recorded_for_the_given_seconds(relay: Relay, publisher: 
     )
     assert result.returncode == 0, result.stderr
     rows = report.load(tmp_path / "r.json")["pipeline"]["rows"]
-    assert {r["mode"] for r in rows} == {"pipeline", "sequential"}
+    assert {r["mode"] for r in rows} == set(MODES)
     assert all(r["size"] == "320x240" and r["input"] == f"{url} (recorded)" for r in rows)
     assert all(30 <= r["frames"] <= 70 for r in rows)  # about 2 s of a 30 fps stream
 
