@@ -26,6 +26,22 @@ def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB (Linux), None where /proc does not say.
+
+    VmHWM counts from the process's own start; ru_maxrss would include the memory of whatever process
+    spawned it (the kernel carries the spawner's high-water mark across exec).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 class RunStats:
     """Everything the progress line, the preview page and ``--stats-json`` report."""
 
@@ -82,4 +98,5 @@ class RunStats:
             },
             "queues": {q.name: len(q) for q in self.queues},
             "reconnects": self.reconnects(),
+            "peak_rss_mb": peak_rss_mb(),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import selectors
 import signal
 import subprocess
@@ -161,3 +162,18 @@ def test_help_lists_the_run_command(capsys: pytest.CaptureFixture[str]) -> None:
         run_cli(capsys, "run", "--help")
     assert exit_info.value.code == 0
     assert "--stats-json" in capsys.readouterr().out
+
+
+def test_stats_report_the_run_s_own_peak_memory(tmp_path: Path, stamped_clip: Path) -> None:
+    """A fresh run's peak RSS is its own: not inflated by the (larger) process that spawned it."""
+    ballast = "x = bytearray(600 * 2**20); x[::4096] = b'x' * len(x[::4096]); "  # a 600 MiB spawner
+    stats = tmp_path / "stats.json"
+    run = (
+        f"import subprocess, sys; {ballast}"
+        f"sys.exit(subprocess.run([sys.executable, '-m', 'stream.cli', 'run', '--source', {str(stamped_clip)!r}, "
+        f"'--output', 'null', '--runtime', 'onnxruntime', '--no-progress', '--stats-json', {str(stats)!r}]).returncode)"
+    )
+    result = subprocess.run([sys.executable, "-c", run], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    peak = json.loads(stats.read_text())["peak_rss_mb"]
+    assert 50 < peak < 500  # the model, the codecs and a few small frames; the spawner's 600 MiB not counted
