@@ -33,7 +33,7 @@ from stream.compositing.matte import MatteMaker
 from stream.config import EncoderConfig, MaskConfig
 from stream.demo_clip import write_clip
 from stream.pipeline import Pipeline
-from stream.pixels import I420, i420_size
+from stream.pixels import I420, frame_size
 from stream.sinks.video_file import VideoFileSink
 from stream.sources.video_file import VideoFileSource
 
@@ -117,8 +117,7 @@ def run_codec_floor(clip: Path, output: Path, *, queue_size: int = 4) -> tuple[f
         sink, written = VideoFileSink(output), 0
         while (image := frames.get()) is not None:
             if not written:
-                width, height = i420_size(image) if source.layout == I420 else (image.shape[1], image.shape[0])
-                sink.open(width, height, source.fps)
+                sink.open(*frame_size(image, source.layout), source.fps)
             sink.write(image)
             written += 1
         reader.join()

@@ -18,7 +18,7 @@ from stream.compositing.backgrounds import Background
 from stream.compositing.matte import MatteMaker
 from stream.config import MaskConfig
 from stream.errors import SourceError
-from stream.pixels import BGR, I420, i420_size
+from stream.pixels import BGR, I420, frame_size
 from stream.queues import StageQueue
 from stream.sinks.base import Sink
 from stream.sources.base import Source
@@ -88,7 +88,7 @@ class Pipeline:
         first = self.source.read()
         if first is None:
             raise SourceError(f"{self.source.describe()} produced no frames")
-        width, height = i420_size(first) if layout == I420 else (first.shape[1], first.shape[0])
+        width, height = frame_size(first, layout)
         self.background.open(width, height, layout)
         opened: list[Sink] = []
         try:

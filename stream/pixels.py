@@ -20,6 +20,11 @@ def i420_size(image: np.ndarray) -> tuple[int, int]:
     return image.shape[1], image.shape[0] * 2 // 3
 
 
+def frame_size(image: np.ndarray, layout: str) -> tuple[int, int]:
+    """(width, height) of the picture a frame in ``layout`` holds."""
+    return i420_size(image) if layout == I420 else (image.shape[1], image.shape[0])
+
+
 def i420_planes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Views of the Y (H×W), U and V (H/2×W/2) planes of an I420 array."""
     width, height = i420_size(image)

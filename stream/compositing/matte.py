@@ -14,7 +14,7 @@ import numpy as np
 from stream.compositing.blend import Matte
 from stream.compositing.refine import guided_filter
 from stream.config import MaskConfig
-from stream.pixels import BGR, I420
+from stream.pixels import BGR, I420, i420_planes
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
 SNAP_SCALE = 1.0 / (1.0 - 2.0 * SNAP)
@@ -47,7 +47,7 @@ class MatteMaker:
     def guide(self, image: np.ndarray) -> np.ndarray:
         """The frame's brightness at the working size, float32 in [0, 1]: what the guided filter follows."""
         if self.layout == I420:  # the Y plane already is the brightness
-            gray = cv2.resize(image[: self.size[1]], self.work_size, interpolation=cv2.INTER_LINEAR)
+            gray = cv2.resize(i420_planes(image)[0], self.work_size, interpolation=cv2.INTER_LINEAR)
         else:
             small = cv2.resize(image, self.work_size, interpolation=cv2.INTER_LINEAR)
             gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
