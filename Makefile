@@ -30,15 +30,15 @@ fetch-mediapipe: install
 
 # The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred.
 demo: install
-	$(PY) -m stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
+	$(PY) -m backdrop.stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 	$(VENV)/bin/backdrop run --config configs/file.yaml --source out/demo_input.mp4 --background blur:31 \
 		--output out/demo.mp4 --stats-json out/demo_stats.json
 
 test: install system-deps fetch-mediapipe
-	$(PY) -m pytest -q
+	$(VENV)/bin/pytest -q
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -46,10 +46,10 @@ lint: install
 
 # Regenerates benchmarks/results/ (JSON, Markdown, plots) and the README's Performance tables.
 bench: install
-	$(PY) -m stream.cli bench --out benchmarks/results --readme README.md
+	$(PY) -m backdrop bench --out benchmarks/results --readme README.md
 
 weights: fetch-mediapipe
-	$(PY) -m stream.cli model import --wheel $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
+	$(PY) -m backdrop model import --wheel $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

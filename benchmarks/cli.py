@@ -9,10 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.errors import ConfigError, SinkError
+from backdrop.errors import ConfigError, SinkError
 
 if TYPE_CHECKING:
-    from benchmarks.suite import BenchOptions
+    from backdrop.benchmarks.suite import BenchOptions
 
 FULL_RESOLUTIONS = "480p,720p,1080p"
 QUICK = {  # --quick: every section, fewer and shorter repeats, the smallest resolution
@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> BenchOptions:
-    from benchmarks.inputs import parse_resolution
-    from benchmarks.suite import BenchOptions
+    from backdrop.benchmarks.inputs import parse_resolution
+    from backdrop.benchmarks.suite import BenchOptions
 
     settings = QUICK if args.quick else {}
     for name, value in (("frames", args.frames), ("repeats", args.repeats), ("threads", args.threads)):
@@ -84,7 +84,7 @@ def _check_writable(path: Path, what: str) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Fail before minutes of measuring when an output cannot be written."""
-    from benchmarks.report import readme_span
+    from backdrop.benchmarks.report import readme_span
 
     if args.out is not None:
         if importlib.util.find_spec("matplotlib") is None:
@@ -100,7 +100,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks import report
+    from backdrop.benchmarks import report
 
     if args.compare:
         first, second = (report.load(path) for path in args.compare)
@@ -112,7 +112,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.mkdir(exist_ok=True)
 
-    from benchmarks.suite import run_suite
+    from backdrop.benchmarks.suite import run_suite
 
     result = run_suite(options, progress=not args.no_progress)
     table = report.markdown(result)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pipeline_fps
+from backdrop.benchmarks import pipeline_fps
 
 MODES = ("pipeline", "sequential", "codec_floor")
 BASELINE_MODE = "sequential"

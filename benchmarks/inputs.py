@@ -11,10 +11,10 @@ import re
 import time
 from pathlib import Path
 
-from stream.config import SourceConfig
-from stream.errors import ConfigError, SourceError
-from stream.sinks.video_file import CONTAINERS, VideoFileSink
-from stream.sources.factory import make_source
+from backdrop.errors import ConfigError, SourceError
+from backdrop.stream.config import SourceConfig
+from backdrop.stream.sinks.video_file import CONTAINERS, VideoFileSink
+from backdrop.stream.sources.factory import make_source
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 _SIZE = re.compile(r"(\d+)x(\d+)")
@@ -33,7 +33,7 @@ def parse_resolution(text: str) -> tuple[str, int, int]:
 
 def demo_clip(folder: Path, width: int, height: int, frames: int) -> Path:
     """The demo person clip (a real photo over a moving room) as H.264, written once per size and length."""
-    from stream.demo_clip import write_clip
+    from backdrop.stream.demo_clip import write_clip
 
     path = folder / f"demo_{width}x{height}_{frames}.mp4"
     if not path.is_file():

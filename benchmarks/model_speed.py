@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import summarize_ms, time_calls
+from backdrop.benchmarks.timing import summarize_ms, time_calls
 
 VARIANTS = ("general", "landscape")
 BATCHES = (1, 4)
@@ -55,7 +55,7 @@ def _frames(batch: int, size: tuple[int, int]) -> np.ndarray:
 
 def _time_runtime(runtime: str, threads: int, plan: ModelPlan) -> Iterator[dict[str, Any]]:
     """Rows for one runtime at one thread count, every variant and batch size."""
-    from model.segmenter import load_segmenter
+    from backdrop.model.segmenter import load_segmenter
 
     for variant in plan.variants:
         with load_segmenter(variant, runtime, threads=threads) as segmenter:
@@ -168,8 +168,8 @@ def measure_models(plan: ModelPlan, *, on_row: Callable[[dict], None] = lambda r
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.report import model_table
-    from model.segmenter import available_runtimes
+    from backdrop.benchmarks.report import model_table
+    from backdrop.model.segmenter import available_runtimes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime", action="append", help="runtime to time (repeatable; default: every usable one)")

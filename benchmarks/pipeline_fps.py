@@ -27,15 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.segmenter import Segmenter, load_segmenter
-from stream.compositing.backgrounds import parse_background
-from stream.compositing.matte import MatteMaker
-from stream.config import EncoderConfig, MaskConfig
-from stream.demo_clip import write_clip
-from stream.pipeline import Pipeline
-from stream.pixels import I420, frame_size
-from stream.sinks.video_file import VideoFileSink
-from stream.sources.video_file import VideoFileSource
+from backdrop.model.segmenter import Segmenter, load_segmenter
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import EncoderConfig, MaskConfig
+from backdrop.stream.demo_clip import write_clip
+from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.pixels import I420, frame_size
+from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.video_file import VideoFileSource
 
 
 class Timed:
@@ -129,7 +129,7 @@ def cli_run(clip: Path, output: Path, *extra: str | Path) -> float:
     """Wall time of ``backdrop run`` as a fresh process (imports, model load, run, close)."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "stream.cli", "run", "--source", str(clip), "--output", str(output),
+        [sys.executable, "-m", "backdrop.cli", "run", "--source", str(clip), "--output", str(output),
          "--runtime", "onnxruntime", "--no-progress", *map(str, extra)],
         check=True, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import describe_short
-from stream.errors import ConfigError
+from backdrop.benchmarks.machine import describe_short
+from backdrop.errors import ConfigError
 
 SCHEMA = "backdrop-bench/1"
 SECTIONS = {  # section -> (fields that identify a row, the statistic's field, its unit, higher is better)

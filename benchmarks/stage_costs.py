@@ -18,18 +18,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.inputs import demo_clip
-from benchmarks.timing import summarize_ms, time_calls
-from model.segmenter import Segmenter
-from stream.compositing.backgrounds import parse_background
-from stream.compositing.matte import MatteMaker
-from stream.config import EncoderConfig, MaskConfig
-from stream.frame import Frame
-from stream.pixels import BGR, I420, i420_size, i420_to_bgr
-from stream.sinks.video_file import VideoFileSink
-from stream.sources.video_file import VideoFileSource
-from stream.stages import Control, PreprocessStage, Work
-from stream.stats import RunStats
+from backdrop.benchmarks.inputs import demo_clip
+from backdrop.benchmarks.timing import summarize_ms, time_calls
+from backdrop.model.segmenter import Segmenter
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import EncoderConfig, MaskConfig
+from backdrop.stream.frame import Frame
+from backdrop.stream.pixels import BGR, I420, i420_size, i420_to_bgr
+from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.stages import Control, PreprocessStage, Work
+from backdrop.stream.stats import RunStats
 
 # Background modes; "image" and "video" are filled in with generated files at run time.
 BACKGROUNDS = ("blur:21", "color:#00b140", "image", "video", "transparent", "mask")
@@ -57,7 +57,7 @@ class StagePlan:
 def _background_spec(mode: str, folder: Path, clip: Path) -> str:
     """The spec string for one background mode; image and video modes point at generated files."""
     if mode == "image":
-        from stream.demo_clip import room
+        from backdrop.stream.demo_clip import room
 
         path = folder / "backdrop.jpg"
         if not path.is_file():

@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks.end_to_end import Input, PipelinePlan, measure_pipeline
-from benchmarks.inputs import demo_clip, is_video_file, record
-from benchmarks.machine import describe_machine, load_average
-from benchmarks.model_speed import ModelPlan, measure_models
-from benchmarks.report import SCHEMA, validate
-from benchmarks.stage_costs import StagePlan, measure_stages
-from model.errors import RuntimeUnavailable
-from stream.errors import ConfigError, SourceError
+from backdrop.benchmarks.end_to_end import Input, PipelinePlan, measure_pipeline
+from backdrop.benchmarks.inputs import demo_clip, is_video_file, record
+from backdrop.benchmarks.machine import describe_machine, load_average
+from backdrop.benchmarks.model_speed import ModelPlan, measure_models
+from backdrop.benchmarks.report import SCHEMA, validate
+from backdrop.benchmarks.stage_costs import StagePlan, measure_stages
+from backdrop.errors import ConfigError, RuntimeUnavailable, SourceError
 
 SLOW_TO_START = ("keras",)  # TensorFlow takes ~10 s to import: left out of --quick unless asked for
 LIVE_FRAME_CAP = 100_000  # a live source is recorded for --duration seconds, whatever its frame rate
@@ -82,7 +81,7 @@ def gpu_note(machine: dict[str, Any]) -> str:
 
 def runtime_status(requested: tuple[str, ...], *, quick: bool) -> dict[str, dict[str, str]]:
     """Every registered runtime with its status: measured, unavailable (and why), or skipped (and why)."""
-    from model.segmenter import RUNTIMES, available_runtimes
+    from backdrop.model.segmenter import RUNTIMES, available_runtimes
 
     unknown = [name for name in requested if name not in RUNTIMES]
     if unknown:
@@ -111,7 +110,7 @@ def prepare_inputs(options: BenchOptions, folder: Path) -> list[Input]:
             Input(label, f"{w}x{h}", demo_clip(folder, w, h, options.frames), f"demo clip {label}", options.frames)
             for label, w, h in options.resolutions
         ]
-    from stream.sources.video_file import VideoFileSource
+    from backdrop.stream.sources.video_file import VideoFileSource
 
     if is_video_file(options.source):
         path = Path(options.source)
@@ -133,7 +132,7 @@ def prepare_inputs(options: BenchOptions, folder: Path) -> list[Input]:
 
 def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, progress: bool = True) -> dict[str, Any]:
     """Run every section and return the validated result."""
-    from model.segmenter import load_segmenter
+    from backdrop.model.segmenter import load_segmenter
 
     started = time.monotonic()
     machine = describe_machine()

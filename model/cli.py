@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model.contract import WEIGHTS_DIR, resolve_model
-from model.errors import ModelError
+from backdrop.errors import ModelError
+from backdrop.model.contract import WEIGHTS_DIR, resolve_model
 
 EXPORT_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "tflite-fp16": ".fp16.tflite", "tensorrt": ".engine"}
 
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from model.weight_import import import_mediapipe
+    from backdrop.model.weight_import import import_mediapipe
 
     variants = ("general", "landscape") if args.variant == "both" else (args.variant,)
     for path in import_mediapipe(args.wheel, args.out, variants):
@@ -49,14 +49,14 @@ def run_export(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise ModelError(f"output folder does not exist: {out.parent}")
     if args.format == "tensorrt":
-        from model.tensorrt_engine import EngineSpec, build_serialized_engine
+        from backdrop.model.tensorrt_engine import EngineSpec, build_serialized_engine
 
         onnx_path = files.require(".onnx")
         spec = EngineSpec(onnx_path, contract.input_name, contract.input_size, args.max_batch, not args.fp32)
         out.write_bytes(build_serialized_engine(spec))
     else:
-        from model.export import export_onnx, export_tflite
-        from model.keras_io import load_keras_model
+        from backdrop.model.export import export_onnx, export_tflite
+        from backdrop.model.keras_io import load_keras_model
 
         model = load_keras_model(files.require(".keras"))
         if args.format == "onnx":
@@ -68,7 +68,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_runtimes(args: argparse.Namespace) -> int:
-    from model.segmenter import available_runtimes
+    from backdrop.model.segmenter import available_runtimes
 
     for name, reason in available_runtimes().items():
         print(f"{name:12} {'available' if not reason else 'unavailable: ' + reason}")

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from model.errors import ModelError
+from backdrop.errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_MODELS = {"general": "selfie_general", "landscape": "selfie_landscape"}

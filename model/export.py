@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from model.contract import ModelContract
-from model.errors import ExportError, RuntimeUnavailable
+from backdrop.errors import ExportError, RuntimeUnavailable
+from backdrop.model.contract import ModelContract
 
 ONNX_OPSET = 17
 KERAS_EXTRA_HINT = "pip install 'backdrop[keras]'"
@@ -49,7 +49,7 @@ def export_onnx(model, contract: ModelContract, path: Path) -> Path:
         import onnx
         import tf2onnx
 
-        from model.onnx_fusion import fuse_graph
+        from backdrop.model.onnx_fusion import fuse_graph
     except ImportError as e:
         raise RuntimeUnavailable(f"ONNX export needs tf2onnx and onnx: {KERAS_EXTRA_HINT}") from e
     function, spec = _inference_function(model, contract)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from model.errors import RuntimeUnavailable
+from backdrop.errors import RuntimeUnavailable
 
 
 def require_modules(*modules: str, purpose: str, hint: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.errors import ModelError, RuntimeUnavailable
+from backdrop.errors import ModelError, RuntimeUnavailable
 
 
 def load_keras_model(path: Path):

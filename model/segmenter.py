@@ -12,15 +12,15 @@ from types import TracebackType
 
 import numpy as np
 
-from model.contract import ModelContract, ModelFiles, resolve_model
-from model.errors import BackdropError, RuntimeUnavailable
+from backdrop.errors import BackdropError, RuntimeUnavailable
+from backdrop.model.contract import ModelContract, ModelFiles, resolve_model
 
 # name -> (module, class); ordered fastest-first on a CPU machine, which `auto` relies on.
 RUNTIMES: dict[str, tuple[str, str]] = {
-    "tensorrt": ("model.runtimes.tensorrt_runtime", "TensorRTSegmenter"),
-    "onnxruntime": ("model.runtimes.onnx_runtime", "OnnxSegmenter"),
-    "tflite": ("model.runtimes.tflite_runtime", "TFLiteSegmenter"),
-    "keras": ("model.runtimes.keras_runtime", "KerasSegmenter"),
+    "tensorrt": ("backdrop.model.runtimes.tensorrt_runtime", "TensorRTSegmenter"),
+    "onnxruntime": ("backdrop.model.runtimes.onnx_runtime", "OnnxSegmenter"),
+    "tflite": ("backdrop.model.runtimes.tflite_runtime", "TFLiteSegmenter"),
+    "keras": ("backdrop.model.runtimes.keras_runtime", "KerasSegmenter"),
 }
 
 

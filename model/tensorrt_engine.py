@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import ExportError, RuntimeUnavailable
+from backdrop.errors import ExportError, RuntimeUnavailable
 
 TENSORRT_HINT = "pip install 'backdrop[tensorrt]' on a machine with an NVIDIA GPU and driver"
 WORKSPACE_BYTES = 1 << 30
@@ -38,7 +38,7 @@ def import_tensorrt():
 
 def cuda_call(result):
     """Unwrap cuda-python's ``(err, *values)`` tuples, raising on any error code."""
-    from model.runtimes.cuda_runtime import cudart
+    from backdrop.model.runtimes.cuda_runtime import cudart
 
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != cudart.cudaError_t.cudaSuccess:
@@ -50,7 +50,7 @@ def cuda_call(result):
 
 
 def gpu_name() -> str:
-    from model.runtimes.cuda_runtime import cudart
+    from backdrop.model.runtimes.cuda_runtime import cudart
 
     props = cuda_call(cudart.cudaGetDeviceProperties(0))
     name = props.name

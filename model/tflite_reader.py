@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import ModelError
+from backdrop.errors import ModelError
 
 try:
     from flatbuffers import number_types

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model.extras import require_modules
+from backdrop.model.extras import require_modules
 
 TRAIN_EXTRA_HINT = "pip install 'backdrop[train]'"
 
@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     require_modules("tensorflow", purpose="training", hint=TRAIN_EXTRA_HINT)
-    from model.training.augment import AugmentConfig
-    from model.training.trainer import TrainConfig, train
+    from backdrop.model.training.augment import AugmentConfig
+    from backdrop.model.training.trainer import TrainConfig, train
 
     config = TrainConfig(
         data=args.data,
@@ -94,8 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     require_modules("sklearn", purpose="evaluation", hint=TRAIN_EXTRA_HINT)
-    from model.evaluation.evaluate import Evaluator
-    from model.evaluation.report import format_table, write_json, write_overlays
+    from backdrop.model.evaluation.evaluate import Evaluator
+    from backdrop.model.evaluation.report import format_table, write_json, write_overlays
 
     with Evaluator(args.model, args.runtime, threads=args.threads) as evaluator:
         report = evaluator.evaluate(args.data)
@@ -109,7 +109,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from model.training.distill import DistillConfig, distill
+    from backdrop.model.training.distill import DistillConfig, distill
 
     config = DistillConfig(
         clips=tuple(args.clips),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import ModelError
-from model.tflite_reader import TFLiteModel, TFLiteOperator
+from backdrop.errors import ModelError
+from backdrop.model.tflite_reader import TFLiteModel, TFLiteOperator
 
 WHEEL_MEMBERS = {
     "general": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
@@ -114,9 +114,9 @@ def import_mediapipe(source: Path, out_dir: Path, variants: tuple[str, ...] = ("
     parsed = {
         variant: TFLiteModel(read_tflite_bytes(source, variant), name=f"{source} ({variant})") for variant in variants
     }
-    from model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder
-    from model.contract import BUILTIN_MODELS, ModelContract
-    from model.export import save_model_files
+    from backdrop.model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder
+    from backdrop.model.contract import BUILTIN_MODELS, ModelContract
+    from backdrop.model.export import save_model_files
 
     written: list[Path] = []
     for variant, tflite in parsed.items():

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from stream.errors import ConfigError
+from backdrop.errors import ConfigError
 
 
 @dataclass(frozen=True)

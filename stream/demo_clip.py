@@ -1,23 +1,24 @@
 """The bundled demo input: a short clip of a person made from a public-domain photo, generated on demand.
 
-The photo (NASA's portrait of Eileen Collins, ``tests/assets/astronaut.jpg``) sways gently in front of a
+The photo (NASA's portrait of Eileen Collins, ``backdrop/assets/astronaut.jpg``) sways gently in front of a
 synthetic room. Each frame can carry its index as a binary code on the person's chest, so a test can
 check after compositing (which keeps person pixels) that every frame arrived, in order.
 
-    python -m stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
+    python -m backdrop.stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 """
 
 from __future__ import annotations
 
 import argparse
 from fractions import Fraction
+from importlib import resources
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
-DEFAULT_PHOTO = Path(__file__).resolve().parent.parent / "tests" / "assets" / "astronaut.jpg"
+DEFAULT_PHOTO = Path(str(resources.files("backdrop").joinpath("assets", "astronaut.jpg")))
 STAMP_BITS = 12  # frame indices up to 4095
 SWAY_PX = 0.03  # horizontal sway of the person, as a fraction of the frame height
 

@@ -13,17 +13,25 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from model.segmenter import Segmenter
-from stream.compositing.backgrounds import Background
-from stream.compositing.matte import MatteMaker
-from stream.config import MaskConfig
-from stream.errors import SourceError
-from stream.pixels import BGR, I420, frame_size
-from stream.queues import StageQueue
-from stream.sinks.base import Sink
-from stream.sources.base import Source
-from stream.stages import CaptureStage, CompositeStage, Control, InferenceStage, PreprocessStage, SinkStage, Stage
-from stream.stats import RunStats
+from backdrop.errors import SourceError
+from backdrop.model.segmenter import Segmenter
+from backdrop.stream.compositing.backgrounds import Background
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.pixels import BGR, I420, frame_size
+from backdrop.stream.queues import StageQueue
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sources.base import Source
+from backdrop.stream.stages import (
+    CaptureStage,
+    CompositeStage,
+    Control,
+    InferenceStage,
+    PreprocessStage,
+    SinkStage,
+    Stage,
+)
+from backdrop.stream.stats import RunStats
 
 JOIN_TIMEOUT_S = 5.0  # after a failure, how long to wait for stages stuck in a blocking call
 SINK_STATS_INTERVAL_S = 1.0

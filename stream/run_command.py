@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stream.config import RunConfig, load_config, with_overrides
-from stream.errors import SinkError, SourceError
+from backdrop.errors import SinkError, SourceError
+from backdrop.stream.config import RunConfig, load_config, with_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,12 +91,12 @@ def write_stats(path: str, stats: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from model.segmenter import load_segmenter
-    from stream.compositing.backgrounds import parse_background
-    from stream.pipeline import Pipeline
-    from stream.progress import ProgressLine
-    from stream.sinks.factory import make_sink
-    from stream.sources.factory import make_source
+    from backdrop.model.segmenter import load_segmenter
+    from backdrop.stream.compositing.backgrounds import parse_background
+    from backdrop.stream.pipeline import Pipeline
+    from backdrop.stream.progress import ProgressLine
+    from backdrop.stream.sinks.factory import make_sink
+    from backdrop.stream.sources.factory import make_source
 
     source = make_source(config.source)
     background = parse_background(config.background)

@@ -16,16 +16,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from model.segmenter import Segmenter
-from stream.compositing.backgrounds import Background
-from stream.compositing.matte import MatteMaker
-from stream.frame import Frame
-from stream.pixels import I420, resize_i420
-from stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
-from stream.sinks.base import Sink
-from stream.sinks.window import WindowClosed
-from stream.sources.base import Source
-from stream.stats import RunStats
+from backdrop.model.segmenter import Segmenter
+from backdrop.stream.compositing.backgrounds import Background
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.frame import Frame
+from backdrop.stream.pixels import I420, resize_i420
+from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.window import WindowClosed
+from backdrop.stream.sources.base import Source
+from backdrop.stream.stats import RunStats
 
 
 class Control:

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from stream.cli import main
+from backdrop.cli import main
 
 CLIP_SIZE = (640, 360)  # the generated test clips: small, so the suite stays fast on two cores
 CLIP_FRAMES = 40

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from clips import CLIP_FRAMES, CLIP_SIZE
 
-from model.segmenter import Segmenter
-from stream.demo_clip import write_clip
+from backdrop.model.segmenter import Segmenter
+from backdrop.stream.demo_clip import write_clip
 
 
 @pytest.fixture(scope="session")
 def segmenter() -> Iterator[Segmenter]:
     """The bundled general model on ONNX Runtime, loaded once."""
-    from model.segmenter import load_segmenter
+    from backdrop.model.segmenter import load_segmenter
 
     with load_segmenter("general", "onnxruntime", threads=1) as loaded:
         yield loaded

@@ -212,6 +212,6 @@ def install(monkeypatch, version: str = "10.8.0") -> dict[str, int]:
     monkeypatch.setitem(sys.modules, "cuda", cuda)
     monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
     monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cudart)
-    for module in ("model.runtimes.cuda_runtime", "model.runtimes.tensorrt_runtime"):
+    for module in ("backdrop.model.runtimes.cuda_runtime", "backdrop.model.runtimes.tensorrt_runtime"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     return stats

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(str(resources.files("backdrop").joinpath("assets")))
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg")
 
 

@@ -14,11 +14,11 @@ import pytest
 from clips import run_cli
 from rtsp_fixtures import Publisher, Relay, publisher, relay  # noqa: F401
 
-from benchmarks import report
-from benchmarks.end_to_end import MODES
-from benchmarks.model_speed import BATCHES, THREADS, VARIANTS
-from benchmarks.stage_costs import BACKGROUNDS
-from model.segmenter import available_runtimes
+from backdrop.benchmarks import report
+from backdrop.benchmarks.end_to_end import MODES
+from backdrop.benchmarks.model_speed import BATCHES, THREADS, VARIANTS
+from backdrop.benchmarks.stage_costs import BACKGROUNDS
+from backdrop.model.segmenter import available_runtimes
 
 STAGES = {"decode", "preprocess", "inference", "matte (refine none)", "matte (refine guided)", "encode"} | {
     f"composite {mode}" for mode in BACKGROUNDS
@@ -30,7 +30,7 @@ README = "# Title\n\n## Performance\n\n<!-- bench:start -->\nold table\n<!-- ben
 
 def backdrop(*args: object) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *map(str, args)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "backdrop.cli", *map(str, args)], capture_output=True, text=True, timeout=600
     )
 
 

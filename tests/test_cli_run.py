@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from clips import decode, error_lines, run_cli
 
-from stream.demo_clip import read_stamp
+from backdrop.stream.demo_clip import read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def backdrop_process(*args: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", *map(str, args)],
+        [sys.executable, "-m", "backdrop.cli", *map(str, args)],
         cwd=REPO,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -148,7 +148,7 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_onnx_run_does_not_import_tensorflow(tmp_path: Path, stamped_clip: Path) -> None:
     code = (
-        "import sys; from stream.cli import main; "
+        "import sys; from backdrop.cli import main; "
         f"rc = main(['run', '--source', {str(stamped_clip)!r}, '--output', 'null', '--runtime', 'onnxruntime', "
         "'--max-frames', '3', '--no-progress']); "
         "sys.exit(rc or 10 * ('tensorflow' in sys.modules))"
@@ -170,7 +170,7 @@ def test_stats_report_the_run_s_own_peak_memory(tmp_path: Path, stamped_clip: Pa
     stats = tmp_path / "stats.json"
     run = (
         f"import subprocess, sys; {ballast}"
-        f"sys.exit(subprocess.run([sys.executable, '-m', 'stream.cli', 'run', '--source', {str(stamped_clip)!r}, "
+        f"sys.exit(subprocess.run([sys.executable, '-m', 'backdrop.cli', 'run', '--source', {str(stamped_clip)!r}, "
         f"'--output', 'null', '--runtime', 'onnxruntime', '--no-progress', '--stats-json', {str(stats)!r}]).returncode)"
     )
     result = subprocess.run([sys.executable, "-c", run], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from clips import decode
 
-from stream.compositing.backgrounds import (
+from backdrop.errors import BackgroundError
+from backdrop.stream.compositing.backgrounds import (
     Blur,
     Clip,
     Color,
@@ -19,12 +20,11 @@ from stream.compositing.backgrounds import (
     cover,
     parse_background,
 )
-from stream.compositing.blend import Matte, blend, plan
-from stream.compositing.matte import MatteMaker
-from stream.compositing.refine import guided_filter
-from stream.config import MaskConfig
-from stream.demo_clip import write_clip
-from stream.errors import BackgroundError
+from backdrop.stream.compositing.blend import Matte, blend, plan
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.compositing.refine import guided_filter
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.demo_clip import write_clip
 
 W, H = 320, 180
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from clips import error_lines, run_cli
 
-from stream.config import RunConfig, load_config, parse_config, with_overrides
-from stream.errors import ConfigError
+from backdrop.errors import ConfigError
+from backdrop.stream.config import RunConfig, load_config, parse_config, with_overrides
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 

@@ -10,9 +10,12 @@ import pytest
 
 pytest.importorskip("sklearn", reason="evaluation needs the [train] extra")
 from sklearn.metrics import f1_score, jaccard_score, precision_score, recall_score
+from training_data import make_samples, write_dataset
 
-from model.evaluation.evaluate import METRICS, Evaluator
-from model.evaluation.metrics import (
+from backdrop import cli
+from backdrop.model import train_cli
+from backdrop.model.evaluation.evaluate import METRICS, Evaluator
+from backdrop.model.evaluation.metrics import (
     ClipMotion,
     boundary,
     boundary_f_score,
@@ -20,9 +23,7 @@ from model.evaluation.metrics import (
     score_mask,
     tolerance_pixels,
 )
-from model.evaluation.report import format_table, overlay
-from stream import cli
-from tests.training_data import make_samples, write_dataset
+from backdrop.model.evaluation.report import format_table, overlay
 
 SIZE = 100
 
@@ -160,7 +161,7 @@ def test_pretrained_model_scores_well_on_clean_composites(labelled):
 
 def run_backdrop(monkeypatch, *argv: str) -> int:
     """The real `backdrop` entry point, with this module's commands registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("model.train_cli",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (train_cli,))
     return cli.main(list(argv))
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from photos import photo_batch
 
-from model.contract import resolve_model
-from tests.photos import photo_batch
+from backdrop.model.contract import resolve_model
 
 pytest.importorskip("tensorflow", reason="export needs the [keras] extra")
 import onnx
 import onnxruntime as ort
 from ai_edge_litert.interpreter import Interpreter
 
-from model.export import ONNX_OPSET, export_onnx, export_tflite
-from model.keras_io import load_keras_model
+from backdrop.model.export import ONNX_OPSET, export_onnx, export_tflite
+from backdrop.model.keras_io import load_keras_model
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode
 
-from stream.compositing.backgrounds import parse_background
-from stream.compositing.blend import I420Blender, Matte, blend
-from stream.compositing.matte import MatteMaker
-from stream.config import MaskConfig
-from stream.demo_clip import read_stamp
-from stream.frame import Frame
-from stream.pipeline import Pipeline
-from stream.pixels import BGR, I420, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
-from stream.sinks.null import NullSink
-from stream.sinks.png_folder import PngFolderSink
-from stream.sinks.video_file import VideoFileSink
-from stream.sources.testsrc import TestSource
-from stream.sources.video_file import VideoFileSource
-from stream.stages import Control, PreprocessStage, Work
-from stream.stats import RunStats
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.compositing.blend import I420Blender, Matte, blend
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.frame import Frame
+from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.pixels import BGR, I420, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
+from backdrop.stream.sinks.null import NullSink
+from backdrop.stream.sinks.png_folder import PngFolderSink
+from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.testsrc import TestSource
+from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.stages import Control, PreprocessStage, Work
+from backdrop.stream.stats import RunStats
 
 W, H = 320, 180
 

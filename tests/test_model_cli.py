@@ -7,14 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from photos import photo_batch
+from test_model_parity import mediapipe_wheel
 
-from model.contract import resolve_model
-from tests.photos import photo_batch
-from tests.test_model_parity import mediapipe_wheel
+from backdrop.model.contract import resolve_model
 
 
 def backdrop(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "backdrop.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

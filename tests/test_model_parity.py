@@ -7,18 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.photos import photo_batch
+from photos import photo_batch
 
 pytest.importorskip("tensorflow", reason="parity needs the [keras] extra")
 from ai_edge_litert.interpreter import Interpreter
 
-from model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder
-from model.contract import resolve_model
-from model.errors import ModelError
-from model.keras_io import load_keras_model
-from model.tflite_reader import TFLiteModel
-from model.weight_import import load_mediapipe_weights, read_tflite_bytes
+from backdrop.errors import ModelError
+from backdrop.model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder
+from backdrop.model.contract import resolve_model
+from backdrop.model.keras_io import load_keras_model
+from backdrop.model.tflite_reader import TFLiteModel
+from backdrop.model.weight_import import load_mediapipe_weights, read_tflite_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 

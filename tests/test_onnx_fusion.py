@@ -12,8 +12,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from model.contract import resolve_model
-from model.onnx_fusion import FusionCounts, fuse_graph
+from backdrop.model.contract import resolve_model
+from backdrop.model.onnx_fusion import FusionCounts, fuse_graph
 
 
 def _model(nodes: list, output: tuple[str, list], constants: dict[str, list]) -> onnx.ModelProto:

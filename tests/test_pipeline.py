@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode, run_cli
 
-from stream.compositing.backgrounds import parse_background
-from stream.config import MaskConfig
-from stream.demo_clip import read_stamp
-from stream.errors import SourceError
-from stream.pipeline import Pipeline
-from stream.sinks.base import Sink
-from stream.sinks.video_file import VideoFileSink
-from stream.sources.testsrc import TestSource
-from stream.sources.video_file import VideoFileSource
+from backdrop.errors import SourceError
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.testsrc import TestSource
+from backdrop.stream.sources.video_file import VideoFileSource
 
 GREEN = (0, 255, 0)
 
@@ -47,7 +47,7 @@ def green_run(tmp_path_factory: pytest.TempPathFactory, stamped_clip: Path) -> d
     out = tmp_path_factory.mktemp("green")
     capsys = pytest.MonkeyPatch()  # run_cli needs capsys; use the CLI directly here instead
     del capsys
-    from stream.cli import main
+    from backdrop.cli import main
 
     code = main(
         [

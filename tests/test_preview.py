@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from rtsp_fixtures import FrameFeeder, free_port, wait_until
 
-from stream.errors import ConfigError, SinkError
-from stream.sinks.preview import BOUNDARY, PreviewSink
-from stream.sources.network import NetworkSource
+from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
+from backdrop.stream.sources.network import NetworkSource
 
 RED = (0, 0, 220)
 CHROMIUM_FLAGS = [

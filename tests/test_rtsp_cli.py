@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from rtsp_fixtures import HOST, LineWatcher, Publisher, Relay, free_port, relay, stop_process, wait_until  # noqa: F401
 
-from stream.sources.network import NetworkSource
+from backdrop.stream.sources.network import NetworkSource
 
 REPO = Path(__file__).resolve().parents[1]
 GREEN_BACKGROUND = "color:#00ff00"
@@ -30,7 +30,7 @@ class Backdrop:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "run", "--no-progress", *args],
+            [sys.executable, "-m", "backdrop.cli", "run", "--no-progress", *args],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

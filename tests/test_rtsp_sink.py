@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from rtsp_fixtures import HOST, FrameFeeder, Relay, free_port, relay, wait_until  # noqa: F401
 
-from stream.errors import ConfigError, SinkError
-from stream.sinks.rtsp import RtspSink
-from stream.sources.network import NetworkSource
+from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.sinks.rtsp import RtspSink
+from backdrop.stream.sources.network import NetworkSource
 
 pytestmark = pytest.mark.rtsp
 GREEN = (0, 200, 0)
@@ -78,7 +78,7 @@ def test_odd_frame_sizes_are_published_at_the_nearest_even_size(relay: Relay) ->
 
 
 def test_republishes_when_the_server_comes_back(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="stream.sinks.rtsp")
+    caplog.set_level(logging.INFO, logger="backdrop.stream.sinks.rtsp")
     first = Relay(port=free_port()).start()
     sink = RtspSink(first.publish_url("out"), max_backoff_s=1.0)
     sink.open(320, 240, 30.0)

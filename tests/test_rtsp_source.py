@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from rtsp_fixtures import HOST, Publisher, Relay, free_port, publisher, relay, wait_until  # noqa: F401
 
-from stream.errors import ConfigError, SourceError
-from stream.sources.network import NetworkSource
+from backdrop.errors import ConfigError, SourceError
+from backdrop.stream.sources.network import NetworkSource
 
 pytestmark = pytest.mark.rtsp
 STALL_DETECTION_S = 2.0  # the "detected within ~2 s"
@@ -61,7 +61,7 @@ def test_reads_live_moving_frames(relay: Relay, publisher: Publisher, transport:
 def test_detects_dead_or_frozen_publisher_and_resumes(
     relay: Relay, publisher: Publisher, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stream.sources.network")
+    caplog.set_level(logging.INFO, logger="backdrop.stream.sources.network")
     source = NetworkSource(relay.play_url("cam"))
     with source:
         read_frames(source, 10)
@@ -90,7 +90,7 @@ def test_detects_dead_or_frozen_publisher_and_resumes(
 
 
 def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="stream.sources.network")
+    caplog.set_level(logging.WARNING, logger="backdrop.stream.sources.network")
     port = free_port()
     source = NetworkSource(f"rtsp://{HOST}:{port}/cam/out", max_backoff_s=1.0)
     opener, errors = open_in_background(source)
@@ -113,7 +113,7 @@ def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest
 
 
 def test_close_interrupts_a_pending_open_promptly(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="stream.sources.network")
+    caplog.set_level(logging.WARNING, logger="backdrop.stream.sources.network")
     source = NetworkSource(f"rtsp://{HOST}:{free_port()}/cam/out")
     opener, errors = open_in_background(source)
     wait_until(lambda: "cannot connect" in caplog.text, 10, "a failed connection attempt")

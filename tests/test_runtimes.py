@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from photos import photo_batch
 
-from model.contract import resolve_model
-from model.errors import BackdropError, ModelError, RuntimeUnavailable
-from model.segmenter import RUNTIMES, available_runtimes, load_segmenter
-from tests.photos import photo_batch
+from backdrop.errors import BackdropError, ModelError, RuntimeUnavailable
+from backdrop.model.contract import resolve_model
+from backdrop.model.segmenter import RUNTIMES, available_runtimes, load_segmenter
 
 INSTALLED = [name for name, reason in available_runtimes().items() if not reason]
 

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 from clips import decode
 
-from stream.config import SourceConfig
-from stream.demo_clip import read_stamp
-from stream.errors import SinkError, SourceError
-from stream.sinks.factory import make_sink
-from stream.sinks.null import NullSink
-from stream.sinks.png_folder import PngFolderSink
-from stream.sinks.video_file import VideoFileSink
-from stream.sinks.window import WindowSink
-from stream.sources.factory import make_source
-from stream.sources.image_folder import ImageFolderSource
-from stream.sources.testsrc import TestSource
-from stream.sources.video_file import VideoFileSource
-from stream.sources.webcam import WebcamSource
+from backdrop.errors import SinkError, SourceError
+from backdrop.stream.config import SourceConfig
+from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.sinks.factory import make_sink
+from backdrop.stream.sinks.null import NullSink
+from backdrop.stream.sinks.png_folder import PngFolderSink
+from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sinks.window import WindowSink
+from backdrop.stream.sources.factory import make_source
+from backdrop.stream.sources.image_folder import ImageFolderSource
+from backdrop.stream.sources.testsrc import TestSource
+from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.sources.webcam import WebcamSource
 
 
 def read_all(source) -> list[np.ndarray]:
@@ -147,7 +147,6 @@ def test_folder_source_routing(tmp_path: Path) -> None:
     assert isinstance(make_source(SourceConfig(uri=str(tmp_path), fps=5)), ImageFolderSource)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("stream.sources.network") is None, reason="network source not built yet")
 @pytest.mark.parametrize("uri", ["rtsp://127.0.0.1:8554/cam", "http://127.0.0.1:8080/video.mjpg"])
 def test_network_source_routing_passes_options(uri: str) -> None:
     source = make_source(SourceConfig(uri=uri, transport="udp", read_timeout_s=1.5))
@@ -273,10 +272,10 @@ def test_sink_routing(spec: str, kind: type) -> None:
 @pytest.mark.parametrize(
     ("spec", "module", "name"),
     [
-        ("rtsp://127.0.0.1:8554/out", "stream.sinks.rtsp", "RtspSink"),
-        ("http://127.0.0.1:8080", "stream.sinks.preview", "PreviewSink"),
-        ("vcam", "stream.sinks.vcam", "VirtualCameraSink"),
-        ("vcam:/dev/video9", "stream.sinks.vcam", "VirtualCameraSink"),
+        ("rtsp://127.0.0.1:8554/out", "backdrop.stream.sinks.rtsp", "RtspSink"),
+        ("http://127.0.0.1:8080", "backdrop.stream.sinks.preview", "PreviewSink"),
+        ("vcam", "backdrop.stream.sinks.vcam", "VirtualCameraSink"),
+        ("vcam:/dev/video9", "backdrop.stream.sinks.vcam", "VirtualCameraSink"),
     ],
 )
 def test_network_sink_routing(spec: str, module: str, name: str) -> None:

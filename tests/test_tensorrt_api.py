@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib.util
 import shutil
 
+import fake_tensorrt
 import numpy as np
 import pytest
+from photos import photo_batch
 
-from model.contract import resolve_model
-from model.errors import ExportError, RuntimeUnavailable
-from model.segmenter import load_segmenter
-from tests import fake_tensorrt
-from tests.photos import photo_batch
+from backdrop.errors import ExportError, RuntimeUnavailable
+from backdrop.model.contract import resolve_model
+from backdrop.model.segmenter import load_segmenter
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_engine_rebuilds_when_the_onnx_changes(fake_trt, tmp_path):
 
 
 def test_a_stale_engine_from_another_version_is_rebuilt_not_used(monkeypatch, tmp_path):
-    from model.tensorrt_engine import EngineSpec, load_or_build_engine
+    from backdrop.model.tensorrt_engine import EngineSpec, load_or_build_engine
 
     monkeypatch.setenv("BACKDROP_CACHE", str(tmp_path / "cache"))
     stats = fake_tensorrt.install(monkeypatch, version="10.8.0")
@@ -90,7 +90,7 @@ def test_a_stale_engine_from_another_version_is_rebuilt_not_used(monkeypatch, tm
 
 
 def test_unparseable_onnx_is_a_clear_export_error(fake_trt, tmp_path):
-    from model.tensorrt_engine import EngineSpec, build_serialized_engine
+    from backdrop.model.tensorrt_engine import EngineSpec, build_serialized_engine
 
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not an onnx file")

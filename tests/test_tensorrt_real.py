@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from photos import photo_batch
 
-from model.errors import RuntimeUnavailable
-from model.segmenter import load_segmenter, runtime_class
-from tests.photos import photo_batch
+from backdrop.errors import RuntimeUnavailable
+from backdrop.model.segmenter import load_segmenter, runtime_class
 
 try:
     runtime_class("tensorrt")

@@ -19,23 +19,24 @@ import pytest
 pytest.importorskip("tensorflow", reason="training needs the [train] extra")
 pytest.importorskip("sklearn", reason="evaluation needs the [train] extra")
 import tensorflow as tf
+from training_data import make_samples, write_clip, write_dataset
 
-from model.evaluation.evaluate import Evaluator
-from model.segmenter import load_segmenter
-from model.training.augment import AugmentConfig, augment
-from model.training.dataset import Arrays, load_arrays, split_samples, training_dataset
-from model.training.distill import DistillConfig, confidence, distill
-from model.training.layout import DatasetError, find_samples, read_mask
-from model.training.losses import BceDiceLoss
-from model.training.trainer import (
+from backdrop import cli
+from backdrop.model import train_cli
+from backdrop.model.evaluation.evaluate import Evaluator
+from backdrop.model.segmenter import load_segmenter
+from backdrop.model.training.augment import AugmentConfig, augment
+from backdrop.model.training.dataset import Arrays, load_arrays, split_samples, training_dataset
+from backdrop.model.training.distill import DistillConfig, confidence, distill
+from backdrop.model.training.layout import DatasetError, find_samples, read_mask
+from backdrop.model.training.losses import BceDiceLoss
+from backdrop.model.training.trainer import (
     DEFAULT_LEARNING_RATES,
     TrainConfig,
     compile_for_training,
     initial_model,
     train,
 )
-from stream import cli
-from tests.training_data import make_samples, write_clip, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERAL = (256, 256)
@@ -54,7 +55,7 @@ NO_AUGMENT = AugmentConfig(
 
 def run_backdrop(monkeypatch, *argv: str) -> int:
     """The real `backdrop` entry point, with this module's commands registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("model.train_cli",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (train_cli,))
     return cli.main(list(argv))
 
 
@@ -142,7 +143,7 @@ def test_geometry_moves_image_and_mask_together():
 
 
 def test_background_swap_replaces_only_the_background(tmp_path):
-    from model.training.dataset import load_backgrounds
+    from backdrop.model.training.dataset import load_backgrounds
 
     (tmp_path / "bg").mkdir()
     cv2.imwrite(str(tmp_path / "bg" / "blue.png"), np.full((20, 30, 3), (255, 0, 0), np.uint8))  # BGR blue
@@ -250,7 +251,7 @@ def test_trained_model_runs_through_backdrop_run(fine_tuned, tmp_path):
     config, _, held_out = fine_tuned
     output = tmp_path / "out.mp4"
     command = [
-        sys.executable, "-m", "stream.cli", "run", "--source", str(held_out / "images"),
+        sys.executable, "-m", "backdrop.cli", "run", "--source", str(held_out / "images"),
         "--model", str(config.stem.with_suffix(".keras")), "--runtime", "onnxruntime",
         "--background", "color:#00ff00", "--output", str(output), "--max-frames", "6", "--no-progress",
     ]  # fmt: skip

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import SinkError
-from stream.sinks.vcam import LOAD_LOOPBACK, VirtualCameraSink
+from backdrop.errors import SinkError
+from backdrop.stream.sinks.vcam import LOAD_LOOPBACK, VirtualCameraSink
 
 no_loopback_here = pytest.mark.skipif(
     any(Path("/dev").glob("video*")), reason="a video device exists here: the no-device error cannot be shown"

@@ -20,9 +20,9 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from photos import PHOTOS, load_rgb
 
-from model.segmenter import load_segmenter
-from tests.photos import PHOTOS, load_rgb
+from backdrop.model.segmenter import load_segmenter
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from model.evaluation.metrics import ClipMotion, MaskScores, score_mask
-from model.segmenter import load_segmenter
-from model.training.layout import Sample, find_samples, read_pair, resize_to_input
+from backdrop.model.evaluation.metrics import ClipMotion, MaskScores, score_mask
+from backdrop.model.segmenter import load_segmenter
+from backdrop.model.training.layout import Sample, find_samples, read_pair, resize_to_input
 
 METRICS = tuple(f.name for f in fields(MaskScores))
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.evaluation.evaluate import METRICS, EvalReport, Evaluator, SampleResult
-from model.evaluation.metrics import binary
-from model.training.layout import read_pair
+from backdrop.model.evaluation.evaluate import METRICS, EvalReport, Evaluator, SampleResult
+from backdrop.model.evaluation.metrics import binary
+from backdrop.model.training.layout import read_pair
 
 METRIC_LABELS = {
     "iou": "IoU",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.errors import RuntimeUnavailable
+from backdrop.errors import RuntimeUnavailable
 
 try:
     from cuda.bindings import runtime as cudart

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.contract import ModelFiles
-from model.extras import require_modules
-from model.keras_io import load_keras_model
-from model.segmenter import Segmenter
+from backdrop.model.contract import ModelFiles
+from backdrop.model.extras import require_modules
+from backdrop.model.keras_io import load_keras_model
+from backdrop.model.segmenter import Segmenter
 
 
 class KerasSegmenter(Segmenter):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.contract import ModelFiles
-from model.errors import BackdropError, RuntimeUnavailable
-from model.extras import require_modules
-from model.segmenter import Segmenter
-from model.tensorrt_engine import TENSORRT_HINT, EngineSpec, cuda_call, import_tensorrt, load_or_build_engine
+from backdrop.errors import BackdropError, RuntimeUnavailable
+from backdrop.model.contract import ModelFiles
+from backdrop.model.extras import require_modules
+from backdrop.model.segmenter import Segmenter
+from backdrop.model.tensorrt_engine import TENSORRT_HINT, EngineSpec, cuda_call, import_tensorrt, load_or_build_engine
 
 
 class _HostDeviceBuffer:
     """A pinned host array and a device allocation of the same size."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         host_ptr = cuda_call(cudart.cudaMallocHost(self.nbytes))
@@ -30,7 +30,7 @@ class _HostDeviceBuffer:
         self.device_ptr = cuda_call(cudart.cudaMalloc(self.nbytes))
 
     def free(self) -> None:
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         cuda_call(cudart.cudaFree(self.device_ptr))
         cuda_call(cudart.cudaFreeHost(self.host_ptr))
@@ -43,7 +43,7 @@ class TensorRTSegmenter(Segmenter):
     def require() -> None:
         require_modules("tensorrt", "cuda", purpose="the tensorrt runtime", hint=TENSORRT_HINT)
         import_tensorrt()
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         count = cuda_call(cudart.cudaGetDeviceCount()) if hasattr(cudart, "cudaGetDeviceCount") else 0
         if not count:
@@ -51,7 +51,7 @@ class TensorRTSegmenter(Segmenter):
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None, max_batch: int = 8) -> None:
         super().__init__(files, threads=threads)
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         trt = import_tensorrt()
         spec = EngineSpec(files.require(".onnx"), self.contract.input_name, self.contract.input_size, max_batch)
@@ -79,7 +79,7 @@ class TensorRTSegmenter(Segmenter):
         return np.concatenate([self._run(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)])
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         n = batch.shape[0]
         if not self.context.set_input_shape(self.contract.input_name, batch.shape):
@@ -95,7 +95,7 @@ class TensorRTSegmenter(Segmenter):
         return self.output.host[:n, ..., 0].copy()
 
     def close(self) -> None:
-        from model.runtimes.cuda_runtime import cudart
+        from backdrop.model.runtimes.cuda_runtime import cudart
 
         if getattr(self, "stream", None) is None:
             return

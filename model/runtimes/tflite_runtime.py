@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.contract import ModelFiles
-from model.errors import ModelError
-from model.extras import require_modules
-from model.segmenter import Segmenter
+from backdrop.errors import ModelError
+from backdrop.model.contract import ModelFiles
+from backdrop.model.extras import require_modules
+from backdrop.model.segmenter import Segmenter
 
 
 class TFLiteSegmenter(Segmenter):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from model.training.layout import DatasetError
+from backdrop.model.training.layout import DatasetError
 
 BLUR_TAPS = 7  # Gaussian kernel width; sigmas up to ~1.5 px fit inside it
 BACKGROUND_NOISE_CELLS = 6  # coarseness of the procedural backgrounds' blotches

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from model.training.augment import AugmentConfig, augment
-from model.training.layout import IMAGE_SUFFIXES, DatasetError, Sample, read_image, read_pair, resize_to_input
+from backdrop.model.training.augment import AugmentConfig, augment
+from backdrop.model.training.layout import IMAGE_SUFFIXES, DatasetError, Sample, read_image, read_pair, resize_to_input
 
 
 @dataclass(frozen=True)

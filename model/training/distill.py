@@ -17,8 +17,8 @@ import av
 import cv2
 import numpy as np
 
-from model.segmenter import load_segmenter
-from model.training.layout import DatasetError, resize_to_input
+from backdrop.model.segmenter import load_segmenter
+from backdrop.model.training.layout import DatasetError, resize_to_input
 
 JPEG_QUALITY = 95
 PERSON_CANDIDATE = 0.05  # pixels above this probability count towards a frame's confidence

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.errors import BackdropError
+from backdrop.errors import BackdropError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 LISTED_NAMES = 5  # how many offending names an error message shows

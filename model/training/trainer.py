@@ -16,21 +16,21 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from model.architecture import VARIANT_INPUT_SIZES, build_selfie_segmenter
-from model.contract import ModelContract, resolve_model
-from model.errors import BackdropError
-from model.export import save_model_files
-from model.keras_io import load_keras_model
-from model.training.augment import AugmentConfig
-from model.training.dataset import (
+from backdrop.errors import BackdropError
+from backdrop.model.architecture import VARIANT_INPUT_SIZES, build_selfie_segmenter
+from backdrop.model.contract import ModelContract, resolve_model
+from backdrop.model.export import save_model_files
+from backdrop.model.keras_io import load_keras_model
+from backdrop.model.training.augment import AugmentConfig
+from backdrop.model.training.dataset import (
     load_arrays,
     load_backgrounds,
     split_samples,
     training_dataset,
     validation_dataset,
 )
-from model.training.layout import find_samples
-from model.training.losses import BceDiceLoss, PersonIoU
+from backdrop.model.training.layout import find_samples
+from backdrop.model.training.losses import BceDiceLoss, PersonIoU
 
 INITS = ("pretrained", "scratch")
 # Fine-tuning must not wreck the pretrained features; a fresh network needs bigger steps.

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from stream.compositing.blend import I420Blender, Matte, blend
-from stream.errors import BackgroundError, SourceError
-from stream.pixels import BGR, I420, bgr_to_i420, planes
+from backdrop.errors import BackgroundError, SourceError
+from backdrop.stream.compositing.blend import I420Blender, Matte, blend
+from backdrop.stream.pixels import BGR, I420, bgr_to_i420, planes
 
 if TYPE_CHECKING:
-    from stream.sources.video_file import VideoFileSource
+    from backdrop.stream.sources.video_file import VideoFileSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts"}
@@ -145,7 +145,7 @@ class Clip(Replacement):
         self._restart()
 
     def _restart(self) -> None:
-        from stream.sources.video_file import VideoFileSource  # lazy: PyAV only when a clip is used
+        from backdrop.stream.sources.video_file import VideoFileSource  # lazy: PyAV only when a clip is used
 
         self.close()
         self.reader = VideoFileSource(self.path)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.compositing.blend import Matte
-from stream.compositing.refine import guided_filter
-from stream.config import MaskConfig
-from stream.pixels import BGR, I420, i420_planes
+from backdrop.stream.compositing.blend import Matte
+from backdrop.stream.compositing.refine import guided_filter
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.pixels import BGR, I420, i420_planes
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
 SNAP_SCALE = 1.0 / (1.0 - 2.0 * SNAP)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.pixels import BGR
+from backdrop.stream.pixels import BGR
 
 
 class Sink(ABC):

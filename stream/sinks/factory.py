@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.config import EncoderConfig
-from stream.errors import SinkError
-from stream.sinks.base import Sink
-from stream.sinks.video_file import CONTAINERS
+from backdrop.errors import SinkError
+from backdrop.stream.config import EncoderConfig
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.video_file import CONTAINERS
 
 ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
 
@@ -15,7 +15,7 @@ ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
 def make_sink(spec: str, *, alpha: bool = False, encoder: EncoderConfig | None = None) -> Sink:
     """The Sink for ``spec`` (not yet opened); ``alpha`` means frames are BGRA and must stay so."""
     if spec == "null":
-        from stream.sinks.null import NullSink
+        from backdrop.stream.sinks.null import NullSink
 
         return NullSink()
     path = Path(spec)
@@ -24,27 +24,27 @@ def make_sink(spec: str, *, alpha: bool = False, encoder: EncoderConfig | None =
     if not (is_file or is_folder) and alpha:
         raise SinkError(f"output {spec!r} cannot carry transparency; with background transparent use {ALPHA_OUTPUTS}")
     if spec == "window":
-        from stream.sinks.window import WindowSink
+        from backdrop.stream.sinks.window import WindowSink
 
         return WindowSink()
     if spec == "vcam" or spec.startswith("vcam:"):
-        from stream.sinks.vcam import VirtualCameraSink
+        from backdrop.stream.sinks.vcam import VirtualCameraSink
 
         return VirtualCameraSink(spec.partition(":")[2] or None)
     if spec.startswith(("rtsp://", "rtsps://")):
-        from stream.sinks.rtsp import RtspSink
+        from backdrop.stream.sinks.rtsp import RtspSink
 
         return RtspSink(spec)
     if spec.startswith("http://"):
-        from stream.sinks.preview import PreviewSink
+        from backdrop.stream.sinks.preview import PreviewSink
 
         return PreviewSink(spec)
     if is_file:
-        from stream.sinks.video_file import VideoFileSink
+        from backdrop.stream.sinks.video_file import VideoFileSink
 
         return VideoFileSink(path, alpha=alpha, encoder=encoder)
     if is_folder:
-        from stream.sinks.png_folder import PngFolderSink
+        from backdrop.stream.sinks.png_folder import PngFolderSink
 
         return PngFolderSink(path)
     raise SinkError(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.pixels import BGR, I420
-from stream.sinks.base import Sink
+from backdrop.stream.pixels import BGR, I420
+from backdrop.stream.sinks.base import Sink
 
 
 class NullSink(Sink):

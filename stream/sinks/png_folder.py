@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import SinkError
-from stream.sinks.base import Sink
+from backdrop.errors import SinkError
+from backdrop.stream.sinks.base import Sink
 
 
 class PngFolderSink(Sink):

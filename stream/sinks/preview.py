@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from stream.errors import ConfigError, SinkError
-from stream.sinks.base import Sink
+from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
-from stream.errors import ConfigError, SinkError
-from stream.redact import mask_credentials, masked_reason
-from stream.sinks.base import Sink
+from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.redact import mask_credentials, masked_reason
+from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.errors import SinkError
-from stream.sinks.base import Sink
+from backdrop.errors import SinkError
+from backdrop.stream.sinks.base import Sink
 
 LOAD_LOOPBACK = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Backdrop"
 

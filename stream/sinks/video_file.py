@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream.config import EncoderConfig
-from stream.errors import SinkError
-from stream.pixels import BGR, I420, bgr_to_i420
-from stream.sinks.base import Sink
+from backdrop.errors import SinkError
+from backdrop.stream.config import EncoderConfig
+from backdrop.stream.pixels import BGR, I420, bgr_to_i420
+from backdrop.stream.sinks.base import Sink
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
 ALPHA_CODECS = {".mov": ("qtrle", "argb"), ".mkv": ("ffv1", "bgra")}  # (codec, pix_fmt) that keep alpha

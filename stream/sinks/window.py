@@ -7,8 +7,8 @@ import os
 import cv2
 import numpy as np
 
-from stream.errors import SinkError
-from stream.sinks.base import Sink
+from backdrop.errors import SinkError
+from backdrop.stream.sinks.base import Sink
 
 QUIT_KEYS = {ord("q"), 27}  # q or Esc
 

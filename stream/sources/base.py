@@ -7,7 +7,7 @@ from types import TracebackType
 
 import numpy as np
 
-from stream.pixels import BGR
+from backdrop.stream.pixels import BGR
 
 
 class Source(ABC):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from stream.config import SourceConfig
-from stream.sources.base import Source
+from backdrop.stream.config import SourceConfig
+from backdrop.stream.sources.base import Source
 
 _WEBCAM = re.compile(r"webcam(?::(?P<named>\d+))?|(?P<bare>\d+)|/dev/video\d+")
 
@@ -15,7 +15,7 @@ def make_source(config: SourceConfig) -> Source:
     """The Source for ``config.uri`` (not yet opened); heavy modules are imported only for the kind used."""
     uri = config.uri
     if uri.startswith(("rtsp://", "rtsps://", "http://", "https://")):
-        from stream.sources.network import NetworkSource
+        from backdrop.stream.sources.network import NetworkSource
 
         return NetworkSource(
             uri,
@@ -25,20 +25,20 @@ def make_source(config: SourceConfig) -> Source:
             max_backoff_s=config.max_backoff_s,
         )
     if uri == "testsrc" or uri.startswith("testsrc:"):
-        from stream.sources.testsrc import TestSource
+        from backdrop.stream.sources.testsrc import TestSource
 
         return TestSource.from_spec(uri, fps=config.fps)
     webcam = _WEBCAM.fullmatch(uri)
     if webcam:
-        from stream.sources.webcam import WebcamSource
+        from backdrop.stream.sources.webcam import WebcamSource
 
         index = webcam.group("named") or webcam.group("bare")
         device: int | str = int(index) if index else (uri if uri.startswith("/dev/") else 0)
         return WebcamSource(device, open_timeout_s=config.open_timeout_s, read_timeout_s=config.read_timeout_s)
     if Path(uri).is_dir():
-        from stream.sources.image_folder import ImageFolderSource
+        from backdrop.stream.sources.image_folder import ImageFolderSource
 
         return ImageFolderSource(uri, fps=config.fps)
-    from stream.sources.video_file import VideoFileSource
+    from backdrop.stream.sources.video_file import VideoFileSource
 
     return VideoFileSource(uri)

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import SourceError
-from stream.sources.base import Source
+from backdrop.errors import SourceError
+from backdrop.stream.sources.base import Source
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 

@@ -20,9 +20,9 @@ import av
 import cv2
 import numpy as np
 
-from stream.errors import ConfigError, SourceError
-from stream.redact import mask_credentials, masked_reason
-from stream.sources.base import Source
+from backdrop.errors import ConfigError, SourceError
+from backdrop.stream.redact import mask_credentials, masked_reason
+from backdrop.stream.sources.base import Source
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import time
 import cv2
 import numpy as np
 
-from stream.errors import SourceError
-from stream.sources.base import Source
+from backdrop.errors import SourceError
+from backdrop.stream.sources.base import Source
 
 _GEOMETRY = re.compile(r"(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?")
 

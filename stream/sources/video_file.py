@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream.errors import SourceError
-from stream.pixels import BGR, I420
-from stream.sources.base import Source
+from backdrop.errors import SourceError
+from backdrop.stream.pixels import BGR, I420
+from backdrop.stream.sources.base import Source
 
 AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.errors import SourceError
-from stream.sources.base import Source
+from backdrop.errors import SourceError
+from backdrop.stream.sources.base import Source
 
 
 class WebcamSource(Source):

@@ -1,30 +1,35 @@
-"""The ``backdrop`` console script: subcommands registered by their modules, errors as one line.
+"""The ``backdrop`` console script: every subcommand's module registers its parser, errors become one line.
 
-Each module in COMMAND_MODULES exposes ``register(subparsers)``, which adds its parser and sets
-``handler`` (a function of the parsed arguments returning an exit code). Handlers import heavy
-modules lazily, so ``backdrop --help`` and ``backdrop run`` start fast.
+Each command module exposes ``register(subparsers)``, which adds its parser and sets ``handler`` (a function
+of the parsed arguments returning an exit code). The modules import heavy libraries only inside their
+handlers, so ``backdrop --help`` and ``backdrop run`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 
-from model.errors import BackdropError
+from backdrop import __version__
+from backdrop.benchmarks import cli as bench_cli
+from backdrop.errors import BackdropError
+from backdrop.model import cli as model_cli
+from backdrop.model import train_cli
+from backdrop.stream import run_command
 
-COMMAND_MODULES = ("stream.run_command", "model.cli", "model.train_cli", "benchmarks.cli")
+COMMAND_MODULES = (run_command, model_cli, train_cli, bench_cli)
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backdrop", description="Real-time background replacement for video.")
+    parser.add_argument("--version", action="version", version=f"backdrop {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 

@@ -10,6 +10,22 @@ class BackdropError(Exception):
     """Base of every error that the CLI reports as one line."""
 
 
+class ConfigError(BackdropError):
+    """A YAML key or CLI flag is unknown or has a bad value."""
+
+
+class SourceError(BackdropError):
+    """A source cannot be opened or read."""
+
+
+class SinkError(BackdropError):
+    """A sink cannot be opened or written."""
+
+
+class BackgroundError(BackdropError):
+    """A background spec is malformed or its file cannot be read."""
+
+
 class ModelError(BackdropError):
     """A model file is missing, unreadable or does not match its contract."""
 
