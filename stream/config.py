@@ -7,9 +7,13 @@ the same thing; flags are applied on top of the file with :func:`with_overrides`
 from __future__ import annotations
 
 import dataclasses
+import os
+import reprlib
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,17 @@ class SourceConfig:
     open_timeout_s: float = 5.0
     read_timeout_s: float = 2.0
     max_backoff_s: float = 10.0
+    open_retries: int = 2  # quick retries of the first connection before a network source is an error
+    give_up_after_s: float | None = None  # once playing, an outage this long ends the run; None retries forever
 
     def validate(self) -> None:
         _require(self.transport in ("tcp", "udp"), "source.transport", "must be tcp or udp")
-        for name in ("fps", "open_timeout_s", "read_timeout_s", "max_backoff_s"):
-            _require(getattr(self, name) > 0, f"source.{name}", "must be > 0")
+        _within("source.fps", self.fps, 0, 1000, above=True)
+        for name in ("open_timeout_s", "read_timeout_s", "max_backoff_s"):
+            _within(f"source.{name}", getattr(self, name), 0, 3600, above=True)
+        _within("source.open_retries", self.open_retries, 0, 20)
+        gave_up = self.give_up_after_s
+        _require(gave_up is None or gave_up > 0, "source.give_up_after_s", "must be > 0, or null to retry forever")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,9 @@ class ModelConfig:
     batch_size: int = 1  # frames inferred together when several are waiting (pays on GPUs; on CPU 1 is fastest)
 
     def validate(self) -> None:
-        _require(self.batch_size >= 1, "model.batch_size", "must be >= 1")
-        _require(self.threads is None or self.threads >= 1, "model.threads", "must be >= 1")
+        _within("model.batch_size", self.batch_size, 1, 64)
+        if self.threads is not None:
+            _within("model.threads", self.threads, 1, 256)
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,10 @@ class MaskConfig:
         _require(0.0 < self.threshold < 1.0, "mask.threshold", "must be in (0, 1)")
         _require(0.0 <= self.smoothing < 1.0, "mask.smoothing", "must be in [0, 1)")
         _require(self.refine in ("guided", "none"), "mask.refine", "must be guided or none")
-        _require(self.refine_size >= 16, "mask.refine_size", "must be >= 16")
-        _require(self.refine_radius >= 1, "mask.refine_radius", "must be >= 1")
-        _require(self.refine_eps > 0, "mask.refine_eps", "must be > 0")
-        _require(self.feather >= 0, "mask.feather", "must be >= 0")
+        _within("mask.refine_size", self.refine_size, 16, 4096)
+        _within("mask.refine_radius", self.refine_radius, 1, 64)
+        _within("mask.refine_eps", self.refine_eps, 0, 1, above=True)
+        _within("mask.feather", self.feather, 0, 50)
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,8 @@ class EncoderConfig:
     def validate(self) -> None:
         presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
         _require(self.preset in presets, "encoder.preset", "must be one of " + ", ".join(presets))
-        _require(0 <= self.crf <= 51, "encoder.crf", "must be in [0, 51]")
-        _require(self.threads >= 0, "encoder.threads", "must be >= 0")
+        _within("encoder.crf", self.crf, 0, 51)
+        _within("encoder.threads", self.threads, 0, 64)
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ class PipelineConfig:
     progress: bool = True  # show a live progress line on stderr
 
     def validate(self) -> None:
-        _require(self.queue_size >= 1, "pipeline.queue_size", "must be >= 1")
+        _within("pipeline.queue_size", self.queue_size, 1, 256)
         _require(self.max_frames is None or self.max_frames >= 1, "pipeline.max_frames", "must be >= 1")
 
 
@@ -126,6 +137,12 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _within(key: str, value: float, low: float, high: float, *, above: bool = False) -> None:
+    """Require ``low <= value <= high`` (``low < value`` when ``above``); NaN is never within."""
+    ok = (value > low if above else value >= low) and value <= high
+    _require(ok, key, f"must be in {'(' if above else '['}{low:g}, {high:g}]")
+
+
 def _convert(value: Any, hint: Any, key: str) -> Any:
     """Check/convert one YAML value against a field's type hint."""
     origin = typing.get_origin(hint)
@@ -140,15 +157,18 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if origin is tuple:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {reprlib.repr(value)}")
         return tuple(_convert(item, str, f"{key}[{i}]") for i, item in enumerate(items))
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as e:
+            raise ConfigError(f"{key}: {reprlib.repr(value)} is too large") from e
     if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+    raise ConfigError(f"{key}: expected {hint.__name__}, got {reprlib.repr(value)}")
 
 
 def _build(cls: type, data: Any, prefix: str = "") -> Any:
@@ -156,7 +176,7 @@ def _build(cls: type, data: Any, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {reprlib.repr(data)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -175,21 +195,64 @@ def parse_config(data: Any) -> RunConfig:
     return config
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a run configuration is a few hundred bytes: anything near this is the wrong file
+
+
+def bundled_configs() -> list[str]:
+    """Names of the configurations shipped in ``backdrop.configs`` (``--config NAME`` reads NAME.yaml there)."""
+    return sorted(
+        p.name[: -len(".yaml")] for p in resources.files("backdrop.configs").iterdir() if p.name.endswith(".yaml")
+    )
+
+
 def load_config(path: str | Path | None) -> RunConfig:
-    """Read a YAML file (or the defaults when ``path`` is None) into a validated RunConfig."""
+    """Read a YAML file, a bundled config by name, or the defaults when ``path`` is None, into a RunConfig."""
     if path is None:
         return parse_config(None)
+    data = _read_config(Path(path))
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start}") from e
     try:
-        data = yaml.safe_load(text)
+        parsed = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config {path}{where} is not valid YAML: {getattr(e, 'problem', e)}") from e
-    return parse_config(data)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config {path}{where} is not valid YAML: {problem}") from e
+    except (ValueError, RecursionError) as e:  # PyYAML's int() of a huge number; nesting deeper than the stack
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise ConfigError(f"config {path} is not valid YAML: {reason}") from e
+    return parse_config(parsed)
+
+
+def _read_config(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_CONFIG_BYTES, or of the bundled config of that name.
+
+    Opened non-blocking and checked with fstat, so a FIFO cannot hang the run and /dev/zero is not streamed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as e:
+        names = bundled_configs()
+        if str(path) in names:
+            return resources.files("backdrop.configs").joinpath(f"{path}.yaml").read_bytes()
+        raise ConfigError(f"cannot read config {path}: {e.strerror} (bundled configs: {', '.join(names)})") from e
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise ConfigError(f"cannot read config {path}: {getattr(e, 'strerror', None) or e}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"config {path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: is it the right file?")
+    return data
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

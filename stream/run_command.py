@@ -18,6 +18,7 @@ from typing import Any
 
 from backdrop.errors import SinkError, SourceError
 from backdrop.stream.config import RunConfig, load_config, with_overrides
+from backdrop.stream.targets import check_targets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,6 +92,7 @@ def write_stats(path: str, stats: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_targets(config, config_path=args.config)
     from backdrop.model.segmenter import load_segmenter
     from backdrop.stream.compositing.backgrounds import parse_background
     from backdrop.stream.pipeline import Pipeline
@@ -101,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
     source = make_source(config.source)
     background = parse_background(config.background)
     sinks = [make_sink(spec, alpha=background.has_alpha, encoder=config.encoder) for spec in config.outputs]
-    if config.pipeline.stats_json and not Path(config.pipeline.stats_json).parent.is_dir():
-        raise SinkError(f"cannot write stats to {config.pipeline.stats_json}: folder does not exist")
     with source:
         segmenter = load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads)
         with segmenter:

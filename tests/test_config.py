@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from clips import error_lines, run_cli
 
-from backdrop.errors import ConfigError
-from backdrop.stream.config import RunConfig, load_config, parse_config, with_overrides
+from backdrop.errors import BackgroundError, ConfigError, SourceError
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.config import (
+    MAX_CONFIG_BYTES,
+    RunConfig,
+    bundled_configs,
+    load_config,
+    parse_config,
+    with_overrides,
+)
+from backdrop.stream.sources.testsrc import TestSource
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 
@@ -48,6 +60,10 @@ def test_rtsp_yaml_carries_network_options() -> None:
         ({"model": {"threads": None}}, lambda c: c.model.threads is None),
         ({"mask": {"smoothing": 0.5, "refine": "none"}}, lambda c: c.mask.smoothing == 0.5 and c.mask.refine == "none"),
         ({"pipeline": {"max_frames": 10}}, lambda c: c.pipeline.max_frames == 10),
+        ({}, lambda c: c.source.open_retries == 2 and c.source.give_up_after_s is None),
+        ({"source": {"open_retries": 0, "give_up_after_s": 30}}, lambda c: c.source.give_up_after_s == 30.0),
+        ({"model": {"threads": 256, "batch_size": 64}}, lambda c: c.model.threads == 256),
+        ({"mask": {"refine_size": 4096, "refine_radius": 64, "feather": 50}}, lambda c: c.mask.feather == 50.0),
     ],
 )
 def test_valid_values(data: dict, expected) -> None:
@@ -76,6 +92,46 @@ def test_bad_config_names_the_key(data: object, names: str) -> None:
         parse_config(data)
 
 
+HUGE = 99999999999999999999
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "rule"),
+    [
+        ({"model": {"threads": 0}}, "model.threads", "must be in [1, 256]"),
+        ({"model": {"threads": HUGE}}, "model.threads", "must be in [1, 256]"),
+        ({"model": {"batch_size": 65}}, "model.batch_size", "must be in [1, 64]"),
+        ({"pipeline": {"queue_size": 0}}, "pipeline.queue_size", "must be in [1, 256]"),
+        ({"pipeline": {"queue_size": HUGE}}, "pipeline.queue_size", "must be in [1, 256]"),
+        ({"pipeline": {"max_frames": 0}}, "pipeline.max_frames", "must be >= 1"),
+        ({"source": {"fps": 0}}, "source.fps", "must be in (0, 1000]"),
+        ({"source": {"fps": HUGE}}, "source.fps", "must be in (0, 1000]"),
+        ({"source": {"fps": float("nan")}}, "source.fps", "must be in (0, 1000]"),
+        ({"source": {"fps": 10**400}}, "source.fps", "is too large"),
+        ({"source": {"open_timeout_s": 0}}, "source.open_timeout_s", "must be in (0, 3600]"),
+        ({"source": {"read_timeout_s": 3601}}, "source.read_timeout_s", "must be in (0, 3600]"),
+        ({"source": {"max_backoff_s": float("inf")}}, "source.max_backoff_s", "must be in (0, 3600]"),
+        ({"source": {"open_retries": -1}}, "source.open_retries", "must be in [0, 20]"),
+        ({"source": {"open_retries": 21}}, "source.open_retries", "must be in [0, 20]"),
+        ({"source": {"open_retries": 1.5}}, "source.open_retries", "expected int"),
+        ({"source": {"give_up_after_s": 0}}, "source.give_up_after_s", "must be > 0, or null"),
+        ({"encoder": {"crf": -1}}, "encoder.crf", "must be in [0, 51]"),
+        ({"encoder": {"threads": 65}}, "encoder.threads", "must be in [0, 64]"),
+        ({"mask": {"refine_size": 15}}, "mask.refine_size", "must be in [16, 4096]"),
+        ({"mask": {"refine_size": 4097}}, "mask.refine_size", "must be in [16, 4096]"),
+        ({"mask": {"refine_radius": 65}}, "mask.refine_radius", "must be in [1, 64]"),
+        ({"mask": {"refine_eps": 0}}, "mask.refine_eps", "must be in (0, 1]"),
+        ({"mask": {"feather": 51}}, "mask.feather", "must be in [0, 50]"),
+        ({"outputs": [["x"] * 1000]}, "outputs[0]", "expected str, got ['x', 'x', "),  # a short repr
+    ],
+)
+def test_out_of_range_is_one_line_naming_the_key(data: dict, key: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    message = str(error.value)
+    assert message.startswith(f"{key}: ") and rule in message and "\n" not in message and len(message) < 200
+
+
 def test_flags_override_yaml(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"model": {"runtime": "tflite", "batch_size": 2}, "outputs": ["a.mp4"]}))
@@ -85,11 +141,88 @@ def test_flags_override_yaml(tmp_path: Path) -> None:
     assert (config.model.runtime, config.model.batch_size, config.outputs) == ("onnxruntime", 2, ("b.mp4",))
 
 
-def test_invalid_yaml_is_a_config_error(tmp_path: Path) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text("source: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+def _file(content: bytes) -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / "run.yaml"
+        path.write_bytes(content)
+        return path
+
+    return make
+
+
+def _fifo(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    return tmp_path / "pipe.yaml"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_file(b"source: [unclosed\n"), "config {} line 2 is not valid YAML: expected ',' or ']'"),
+        (_file(b"source:\n  uri: caf\xe9.mp4\n"), "config {} is not UTF-8 text: byte 0xe9 at offset 18"),
+        (_file(b"# " + b"x" * MAX_CONFIG_BYTES), "config {} is larger than 1 MiB: is it the right file?"),
+        (_file(b"model:\n  threads: " + b"9" * 5000), "config {} is not valid YAML: Exceeds the limit (4300 digits)"),
+        (_file(b"[" * 100_000), "config {} is not valid YAML: nested too deeply"),
+        (_file(b"uri: a\x00b\n"), "config {} is not valid YAML: unacceptable character #x0000"),
+        (lambda tmp_path: Path("/dev/zero"), "config /dev/zero is not a regular file"),
+        (_fifo, "config {} is not a regular file"),
+        (lambda tmp_path: tmp_path, "config {} is not a regular file"),
+        (
+            lambda tmp_path: tmp_path / "nope.yaml",
+            "cannot read config {}: No such file or directory (bundled configs: default, file, rtsp, webcam)",
+        ),
+    ],
+    ids=["yaml", "utf8", "size", "digits", "nesting", "nul", "dev-zero", "fifo", "folder", "missing"],
+)
+def test_unreadable_config_is_one_line_at_once(tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+    path = make(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as error:
         load_config(path)
+    assert time.monotonic() - started < 2
+    assert str(error.value).startswith(message.format(path))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["default", "file", "rtsp", "webcam"])
+def test_bundled_config_by_name(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert name in bundled_configs()
+    assert load_config(name) == load_config(CONFIGS[0].with_name(f"{name}.yaml"))
+
+
+def test_a_local_file_wins_over_a_bundled_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("webcam").write_text("background: mask\n")
+    assert load_config("webcam").background == "mask"
+
+
+@pytest.mark.parametrize(
+    ("make", "exception", "message"),
+    [
+        (lambda: parse_background("blur:99999"), BackgroundError, "blur size must be odd, 1 to 255"),
+        (lambda: parse_background("blur:256"), BackgroundError, "blur size must be odd, 1 to 255"),
+        (lambda: parse_background("blur:20"), BackgroundError, "blur size must be odd, 1 to 255"),
+        (lambda: parse_background("blur:0"), BackgroundError, "blur size must be odd, 1 to 255"),
+        (lambda: parse_background("blur:\u00b2"), BackgroundError, "blur size must be a number"),
+        (lambda: parse_background("blur:" + "9" * 5000), BackgroundError, "blur size must be a number"),
+        (lambda: TestSource.from_spec("testsrc:30000x30000"), SourceError, "out of range (sides 16…7680"),
+        (lambda: TestSource.from_spec("testsrc:8x8"), SourceError, "out of range"),
+        (lambda: TestSource.from_spec("testsrc:@1001"), SourceError, "fps up to 1000"),
+        (lambda: TestSource.from_spec("testsrc:320x240", fps=0.0), SourceError, "out of range"),
+        (lambda: TestSource.from_spec("testsrc:frames=\u00b2"), SourceError, "unknown option"),
+        (lambda: TestSource.from_spec("testsrc:" + "9" * 5000 + "x9"), SourceError, "unknown option"),
+    ],
+)
+def test_spec_strings_are_bounded(make: Callable[[], object], exception: type, message: str) -> None:
+    with pytest.raises(exception) as error:
+        make()
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("spec", ["blur:1", "blur:255", "blur"])
+def test_blur_sizes_within_bounds(spec: str) -> None:
+    parse_background(spec)
 
 
 @pytest.mark.parametrize(
@@ -110,4 +243,18 @@ def test_cli_reports_config_errors_in_one_line(
 
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(capsys, "run", "--config", tmp_path / "nope.yaml")
-    assert code == 2 and "cannot read config" in err and "Traceback" not in err
+    assert code == 2 and "cannot read config" in err and "bundled configs: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"), [("/dev/zero", "is not a regular file"), ("nowhere", "bundled configs: default")]
+)
+def test_cli_config_path_errors_are_prompt(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    code, err = run_cli(capsys, "run", "--config", config)
+    assert time.monotonic() - started < 5
+    assert code == 2 and error_lines(err) == [line for line in err.splitlines() if line]
+    assert len(error_lines(err)) == 1 and expected in err

@@ -1,0 +1,102 @@
+"""Write-target safety: before a run touches anything, no file it writes may be one it reads, or written twice.
+
+The write targets are the outputs that are paths (a video file or a PNG folder) and ``pipeline.stats_json``;
+the read paths are the source (a file or a folder), the background (a file) and the config file. Paths are
+compared resolved (``os.path.realpath``) and, where they exist, by device and inode, so a symlink or a hard
+link to the source counts as the source. File outputs are written under a hidden ``.NAME.partial`` first
+(see stream.sinks.video_file); the check is on the final names, which the rename replaces.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.config import RunConfig
+
+STATS_ROLE = "--stats-json"
+
+
+@dataclass(frozen=True)
+class Place:
+    """A path the run reads or writes, with the role it plays there (e.g. "the source", "output")."""
+
+    role: str
+    name: str  # as the user spelled it
+    real: str
+    inode: tuple[int, int] | None  # (st_dev, st_ino) when the path exists
+
+    @classmethod
+    def of(cls, role: str, name: str | Path) -> Place:
+        try:
+            real = os.path.realpath(name)
+        except ValueError as e:  # a NUL byte
+            raise ConfigError(f"{role} {str(name)!r} is not a usable path: {e}") from e
+        try:
+            info = os.stat(name)
+        except OSError:  # not there yet, or a dangling link: only its resolved name can clash
+            return cls(role, str(name), real, None)
+        return cls(role, str(name), real, (info.st_dev, info.st_ino))
+
+    def same(self, other: Place) -> bool:
+        return self.real == other.real or (self.inode is not None and self.inode == other.inode)
+
+
+def is_path_output(spec: str) -> bool:
+    """True for outputs that name a file or a PNG folder; null, window, vcam[:DEV] and URLs are not paths."""
+    return spec not in ("null", "window", "vcam") and not spec.startswith("vcam:") and "://" not in spec
+
+
+def read_places(config: RunConfig, config_path: Path | None) -> list[Place]:
+    """What the run reads from disk: the source file or folder, the background file, the config file."""
+    source, background = config.source.uri, config.background
+    candidates = [
+        ("the source", source, os.path.isfile(source) or os.path.isdir(source)),
+        ("the background", background, os.path.isfile(background)),
+        ("the config file", config_path, config_path is not None and os.path.isfile(config_path)),
+    ]
+    return [Place.of(role, name) for role, name, on_disk in candidates if on_disk]
+
+
+def write_places(config: RunConfig) -> list[Place]:
+    """What the run writes: each path output, then the stats file."""
+    places = [Place.of("output", spec) for spec in config.outputs if is_path_output(spec)]
+    if config.pipeline.stats_json:
+        places.append(Place.of(STATS_ROLE, config.pipeline.stats_json))
+    return places
+
+
+def check_targets(config: RunConfig, *, config_path: Path | None) -> None:
+    """Raise a one-line error when a write target is a read path or another target, or the stats file is unwritable.
+
+    Called before anything is opened, so a clash never costs the input.
+    """
+    reads = read_places(config, config_path)
+    writes = write_places(config)
+    for i, target in enumerate(writes):
+        noun = "stats file" if target.role == STATS_ROLE else "output"
+        for place in reads:
+            if target.same(place):
+                raise ConfigError(f"{target.role} {target.name} is {place.role} {place.name}: choose another {noun}")
+        for earlier in writes[:i]:
+            if target.same(earlier):
+                if (target.role, target.name) == (earlier.role, earlier.name):
+                    raise ConfigError(f"{target.role} {target.name} is given twice")
+                raise ConfigError(f"{target.role} {target.name} is also the {earlier.role} {earlier.name}")
+    if config.pipeline.stats_json:
+        check_stats_path(config.pipeline.stats_json)
+
+
+def check_stats_path(path: str) -> None:
+    """Raise SinkError unless the stats file can be created or overwritten: found now, not after the run."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise SinkError(f"cannot write stats to {path}: it is a folder")
+    if not folder.is_dir():
+        raise SinkError(f"cannot write stats to {path}: folder {folder} does not exist")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise SinkError(f"cannot write stats to {path}: permission denied")
