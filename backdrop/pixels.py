@@ -1,9 +1,11 @@
-"""The pixel layouts a frame can travel through the pipeline in, and the conversions between them.
+"""Pixel layouts a frame can be in, and the one place that converts between them.
 
-BGR (H×W×3) is what OpenCV, cameras and network streams give. I420 (planar YUV 4:2:0 in one (H·3/2)×W
-array: the Y plane, then U, then V at half size) is what H.264 files decode to and encode from. A file →
-file run that stays in I420 skips a full-frame colour conversion at each end and blends half as many bytes;
-the pipeline picks it only when the source, the background and every sink can work in it.
+BGR (H×W×3) is what OpenCV, cameras and network streams give; BGRA adds the alpha of transparent output;
+RGB is what training data and models use. I420 (planar YUV 4:2:0 in one (H·3/2)×W array: the Y plane,
+then U, then V at half size) is what H.264 files decode to and encode from. A file → file run that stays
+in I420 skips a full-frame colour conversion at each end and blends half as many bytes; the pipeline picks
+it only when the source, the background and every sink can work in it. Every branch on the layout lives
+here; the rest of Backdrop asks these functions.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import cv2
 import numpy as np
 
 BGR = "bgr"
+BGRA = "bgra"
+RGB = "rgb"
 I420 = "i420"
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts"})
 
 
 def i420_size(image: np.ndarray) -> tuple[int, int]:
@@ -51,5 +58,52 @@ def resize_i420(image: np.ndarray, size: tuple[int, int], interpolation: int = c
 
 
 def planes(image: np.ndarray, layout: str) -> tuple[np.ndarray, ...]:
-    """The arrays to process one by one: the BGR image itself, or the three I420 planes."""
+    """The arrays to process one by one: the image itself, or the three I420 planes."""
     return i420_planes(image) if layout == I420 else (image,)
+
+
+def to_bgr(image: np.ndarray, layout: str) -> np.ndarray:
+    """The picture as BGR (alpha dropped): what sinks that only show or send colour need."""
+    if layout == I420:
+        return i420_to_bgr(image)
+    if layout == BGRA:
+        return np.ascontiguousarray(image[..., :3])
+    if layout == RGB:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    return image
+
+
+def small_rgb(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+    """The picture shrunk to ``size`` (width, height) as RGB uint8: the first half of every model input.
+
+    I420 is shrunk plane by plane first, so the colour conversion runs on the small picture only.
+    """
+    if layout == I420:
+        width, height = size
+        even = (width + width % 2, height + height % 2)  # I420 needs an even size
+        rgb = cv2.cvtColor(resize_i420(image, even), cv2.COLOR_YUV2RGB_I420)
+        return rgb if even == size else cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    if layout == RGB:
+        return small
+    return cv2.cvtColor(small, cv2.COLOR_BGRA2RGB if layout == BGRA else cv2.COLOR_BGR2RGB)
+
+
+def luma(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+    """The picture's brightness at ``size`` (width, height), uint8: the Y plane of I420, else grey."""
+    if layout == I420:
+        return cv2.resize(i420_planes(image)[0], size, interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    codes = {BGR: cv2.COLOR_BGR2GRAY, BGRA: cv2.COLOR_BGRA2GRAY, RGB: cv2.COLOR_RGB2GRAY}
+    return cv2.cvtColor(small, codes[layout])
+
+
+def convert(image: np.ndarray, layout: str, target: str) -> np.ndarray:
+    """``image`` from ``layout`` into ``target`` (BGR or I420): what a source gives → what the run works in."""
+    if layout == target:
+        return image
+    if target == I420:
+        return bgr_to_i420(to_bgr(image, layout))
+    if target == BGR:
+        return to_bgr(image, layout)
+    raise ValueError(f"cannot convert {layout} frames to {target}")

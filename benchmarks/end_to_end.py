@@ -7,9 +7,8 @@ this module only chooses the inputs and runtimes and shapes the result rows.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,10 @@ class Input:
 
 @dataclass(frozen=True)
 class PipelinePlan:
-    """Runtimes × inputs to run, each pipeline/sequential pair ``repeats`` times."""
+    """Runtimes × inputs to run, each with ``settings`` (pipeline/sequential/floor ``settings.repeats`` times)."""
 
     runtimes: tuple[str, ...]
-    repeats: int = 3
-    background: str = "blur:21"
-    model: str = "general"
-    pipeline_threads: int | None = 1  # the other stages need the second core
-    loop_threads: int | None = None  # the loop has the machine to itself: runtime default
+    settings: pipeline_fps.Settings = field(default_factory=pipeline_fps.Settings)
 
     def cells(self, inputs: int) -> int:
         return len(self.runtimes) * inputs
@@ -56,15 +51,7 @@ def measure_pipeline(
     rows = []
     for source in inputs:
         for runtime in plan.runtimes:
-            settings = argparse.Namespace(
-                background=plan.background,
-                model=plan.model,
-                runtime=runtime,
-                repeats=plan.repeats,
-                pipeline_threads=plan.pipeline_threads,
-                loop_threads=plan.loop_threads,
-            )
-            measured = pipeline_fps.measure(source.path, folder, settings)
+            measured = pipeline_fps.measure(source.path, folder, replace(plan.settings, runtime=runtime))
             on_run(f"pipeline and sequential, {runtime}, {source.label}")
             for mode in MODES:
                 fps = _summary(measured[f"{mode}_runs"], measured[f"{mode}_fps"])
@@ -83,12 +70,6 @@ def measure_pipeline(
                 )
     return {
         "baseline": BASELINE_MODE,
-        "settings": {
-            "repeats": plan.repeats,
-            "background": plan.background,
-            "model": plan.model,
-            "pipeline_threads": plan.pipeline_threads,
-            "loop_threads": plan.loop_threads,
-        },
+        "settings": {name: value for name, value in asdict(plan.settings).items() if name != "runtime"},
         "rows": rows,
     }

@@ -59,16 +59,16 @@ def record(spec: str, path: Path, *, max_frames: int, duration_s: float | None) 
         if first is None:
             raise SourceError(f"{source.describe()} produced no frames")
         sink = VideoFileSink(path)
-        sink.open(first.shape[1], first.shape[0], source.fps)
+        sink.open(*first.size, source.fps)
         try:
             deadline = None if duration_s is None else time.monotonic() + duration_s
-            image = first
-            while image is not None and frames < max_frames:
-                sink.write(image)
+            frame = first
+            while frame is not None and frames < max_frames:
+                sink.write(frame)
                 frames += 1
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                image = source.read()
+                frame = source.read()
         finally:
             sink.close()
     if not frames:

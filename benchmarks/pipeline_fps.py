@@ -1,8 +1,8 @@
 """File → file throughput of the threaded pipeline beside a plain sequential loop, measured in the same run.
 
-Both use the same clip (the demo person clip), model, runtime, compositing and H.264 encoder; the loop runs
-read → preprocess → infer → composite → write one frame at a time on one thread in BGR, as a simple script
-would (the pipeline stays in the decoder's I420 where it can: that is part of what it does better).
+Both use the same clip (the demo person clip), model, runtime, and the same steps (stream/steps.py); the loop
+calls them one frame at a time on one thread in BGR, as a simple script would (the pipeline stays in the
+decoder's I420 where it can and runs the steps on threads: that is what it does better).
 Beside them the codec floor: the same file decoded and re-encoded by two threads with nothing in between,
 the most any file → file job with this codec can do here. Prints median fps over repeats and the ratios.
 
@@ -22,20 +22,30 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from backdrop.model.segmenter import Segmenter, load_segmenter
+from backdrop.pixels import BGR
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config import EncoderConfig, MaskConfig
 from backdrop.stream.demo_clip import write_clip
 from backdrop.stream.pipeline import Pipeline
-from backdrop.stream.pixels import I420, frame_size
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.steps import Compositor, FrameSteps, Infer
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every run of one measurement uses."""
+
+    background: str = "blur:21"
+    model: str = "general"
+    runtime: str = "onnxruntime"
+    repeats: int = 3
+    pipeline_threads: int | None = 1  # the other stages need the second core
+    loop_threads: int | None = None  # the loop has the machine to itself: runtime default
 
 
 class Timed:
@@ -78,24 +88,20 @@ def run_pipeline(
 def run_sequential(
     clip: Path, output: Path, *, background: str, model: str, runtime: str, threads: int | None
 ) -> tuple[float, float]:
-    """(fps, CPU ms/frame) of the one-thread loop with the same components."""
+    """(fps, CPU ms/frame) of the one-thread loop calling the pipeline's own steps, in BGR."""
     with timed_run(clip, model, runtime, threads) as (timed, source, segmenter):
-        height, width = segmenter.contract.input_size
-        image = source.read()
-        frame_height, frame_width = image.shape[:2]
+        frame = source.read()
+        width, height = frame.size
         backdrop = parse_background(background)
-        backdrop.open(frame_width, frame_height)
-        maker = MatteMaker(MaskConfig(), frame_width, frame_height)
+        backdrop.open(width, height, BGR)
+        steps = FrameSteps(Infer(segmenter), Compositor(MaskConfig(), backdrop, width, height, BGR), BGR)
         sink = VideoFileSink(output)
-        sink.open(frame_width, frame_height, source.fps)
-        previous, frames = None, 0
-        while image is not None:
-            small = cv2.cvtColor(cv2.resize(image, (width, height)), cv2.COLOR_BGR2RGB)
-            mask = segmenter.segment(small[None].astype(np.float32) * np.float32(1 / 255))[0]
-            alpha, previous = maker.matte(mask, image, previous)
-            sink.write(backdrop.compose(image, alpha))
+        sink.open(width, height, source.fps)
+        frames = 0
+        while frame is not None:
+            sink.write(steps(frame))
             frames += 1
-            image = source.read()
+            frame = source.read()
         sink.close()
         backdrop.close()
     return timed.result(frames)
@@ -105,20 +111,19 @@ def run_codec_floor(clip: Path, output: Path, *, queue_size: int = 4) -> tuple[f
     """(fps, CPU ms/frame) of decode → encode alone, on two threads, in I420 when the file allows it."""
     frames: queue.Queue[object] = queue.Queue(queue_size)
     with Timed() as timed, VideoFileSource(clip) as source:
-        source.layout = I420 if I420 in source.layouts() else source.layout
 
         def decode() -> None:
-            while (image := source.read()) is not None:
-                frames.put(image)
+            while (frame := source.read()) is not None:
+                frames.put(frame)
             frames.put(None)
 
         reader = threading.Thread(target=decode, name="codec-floor-decode")
         reader.start()
         sink, written = VideoFileSink(output), 0
-        while (image := frames.get()) is not None:
+        while (frame := frames.get()) is not None:
             if not written:
-                sink.open(*frame_size(image, source.layout), source.fps)
-            sink.write(image)
+                sink.open(*frame.size, source.fps)
+            sink.write(frame)
             written += 1
         reader.join()
         sink.close()
@@ -136,7 +141,7 @@ def cli_run(clip: Path, output: Path, *extra: str | Path) -> float:
     return time.perf_counter() - started
 
 
-def measure(clip: Path, folder: Path, args: argparse.Namespace) -> dict[str, object]:
+def measure(clip: Path, folder: Path, args: Settings) -> dict[str, object]:
     """Median fps of pipeline, loop and codec floor over interleaved repeats (drifting load hits all alike)."""
     common = {"background": args.background, "model": args.model, "runtime": args.runtime}
     runs: dict[str, list[tuple[float, float]]] = {"pipeline": [], "sequential": [], "codec_floor": []}
@@ -175,6 +180,9 @@ def main() -> None:
     parser.add_argument("--loop-threads", type=int, default=0, help="runtime threads in the loop (0 = runtime default)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    settings = Settings(
+        args.background, args.model, args.runtime, args.repeats, args.pipeline_threads, args.loop_threads or None
+    )
     encoder = EncoderConfig()
     print(
         f"model {args.model}, background {args.background}, runtime {args.runtime}, "
@@ -186,7 +194,7 @@ def main() -> None:
         for size in args.sizes.split(","):
             width, height = (int(v) for v in size.split("x"))
             clip = write_clip(folder / f"in_{size}.mp4", width=width, height=height, frames=args.frames)
-            result = results[size] = measure(clip, folder, args)
+            result = results[size] = measure(clip, folder, settings)
             runs = f"(runs: {result['pipeline_runs']} / {result['sequential_runs']} / {result['codec_floor_runs']})"
             print(
                 f"{size}: pipeline {result['pipeline_fps']:6.1f} fps   sequential loop {result['sequential_fps']:6.1f} "

@@ -34,6 +34,7 @@ from backdrop.benchmarks.rtsp_servers import Relay
 from backdrop.model.segmenter import load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.demo_clip import DemoClip
+from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline
 from backdrop.stream.sinks.rtsp import X264_OPTIONS, RtspSink
 from backdrop.stream.sources.base import Source
@@ -93,14 +94,14 @@ class StampedCamera(Source):
     def open(self) -> None:
         self._started = time.monotonic()
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         if self._closed.wait(max(0.0, self._started + self.index / self._fps - time.monotonic())):
             return None
         image = self.clip.frame(self.index)
         stamp(image, self.index % STAMP_MODULO)
         self.captured_at[self.index % STAMP_MODULO] = time.monotonic()
         self.index += 1
-        return image
+        return Frame(image, index=self.index - 1)
 
     def close(self) -> None:
         self._closed.set()
@@ -117,12 +118,12 @@ def read_latencies(url: str, transport: str, captured_at: dict[int, float], seco
     with NetworkSource(url, transport=transport) as reader:
         started = time.monotonic()
         while (now := time.monotonic()) < started + WARMUP_S + seconds:
-            image = reader.read()
+            frame = reader.read()
             received = time.monotonic()
             if now <= started + WARMUP_S:
                 continue
             frames_read += 1
-            index = read_stamp(image)
+            index = read_stamp(frame.image)
             if index is not None and index in captured_at:
                 latencies.append(received - captured_at[index])
     return latencies, frames_read
@@ -157,11 +158,10 @@ def hand_to_sink(camera: StampedCamera, sink: RtspSink) -> None:
     first = camera.read()
     if first is None:
         return
-    height, width = first.shape[:2]
-    sink.open(width, height, camera.fps)
+    sink.open(*first.size, camera.fps)
     sink.write(first)
-    while (image := camera.read()) is not None:
-        sink.write(image)
+    while (frame := camera.read()) is not None:
+        sink.write(frame)
 
 
 def run_pipeline(camera: StampedCamera, sink: RtspSink) -> None:

@@ -1,6 +1,6 @@
-"""Per-stage cost at each resolution, timed one stage at a time with the pipeline's own components.
+"""Per-stage cost at each resolution, timed one step at a time: the very steps the pipeline's threads call.
 
-Stages: decode (PyAV file source), preprocess (the pipeline's PreprocessStage), inference (one frame),
+Stages: decode (PyAV file source), preprocess (the model contract's), inference (one frame),
 the matte with and without guided refinement, compositing for every background mode, and H.264 encoding
 (the file sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in
 the layout a file → file run uses: I420, except for the backgrounds that compose BGR only.
@@ -16,20 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from backdrop.benchmarks.inputs import demo_clip
 from backdrop.benchmarks.timing import summarize_ms, time_calls
 from backdrop.model.segmenter import Segmenter
+from backdrop.pixels import BGR, I420
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config import EncoderConfig, MaskConfig
 from backdrop.stream.frame import Frame
-from backdrop.stream.pixels import BGR, I420, i420_size, i420_to_bgr
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.stages import Control, PreprocessStage, Work
-from backdrop.stream.stats import RunStats
+from backdrop.stream.steps import Infer, conform
 
 # Background modes; "image" and "video" are filled in with generated files at run time.
 BACKGROUNDS = ("blur:21", "color:#00b140", "image", "video", "transparent", "mask")
@@ -75,15 +73,14 @@ class _LoopingDecoder:
         self.clip = clip
         self.source: VideoFileSource | None = None
 
-    def __call__(self) -> np.ndarray:
-        image = self.source.read() if self.source else None
-        if image is None:
+    def __call__(self) -> Frame:
+        frame = self.source.read() if self.source else None
+        if frame is None:
             self.close()
             self.source = VideoFileSource(self.clip)
             self.source.open()
-            self.source.layout = I420
-            image = self.source.read()
-        return image
+            frame = self.source.read()
+        return frame
 
     def close(self) -> None:
         if self.source is not None:
@@ -91,44 +88,36 @@ class _LoopingDecoder:
 
 
 def _stage_calls(
-    frames: list[np.ndarray], clip: Path, folder: Path, segmenter: Segmenter
+    frames: list[Frame], clip: Path, folder: Path, segmenter: Segmenter
 ) -> Iterator[tuple[str, Callable[[], object]]]:
-    """(stage name, one call of that stage) for the first of ``frames``, in pipeline order.
+    """(stage name, one call of that stage's step) for the first of ``frames``, in pipeline order.
 
     The encoder gets the frames in turn: fed one frame over and over, x264 would only code empty differences.
     """
-    image = frames[0]
-    width, height = i420_size(image)
+    frame = frames[0]
+    width, height = frame.size
     decode = _LoopingDecoder(clip)
     try:
         yield "decode", decode
     finally:
         decode.close()
-    stage = PreprocessStage(
-        segmenter.contract.input_size,
-        I420,
-        control=Control(),
-        stats=RunStats(frame_count=None),
-        inbox=None,
-        outboxes=[],
-    )
-    tensor = stage.process(Work(Frame(0, image, 0.0))).tensor
-    yield "preprocess", lambda: stage.process(Work(Frame(0, image, 0.0)))
-    batch = tensor[None]
-    yield BASELINE_STAGE, lambda: segmenter.segment(batch)
-    mask = segmenter.segment(batch)[0]
+    infer = Infer(segmenter)
+    yield "preprocess", lambda: infer.preprocess(frame)
+    tensors = [infer.preprocess(frame)]
+    yield BASELINE_STAGE, lambda: infer.masks(tensors)
+    mask = infer.masks(tensors)[0]
     plain = MatteMaker(MaskConfig(refine="none"), width, height, I420)
-    yield "matte (refine none)", lambda: plain.matte(mask, image, None)
+    yield "matte (refine none)", lambda: plain.matte(mask, frame.image, None)
     refined = MatteMaker(MaskConfig(), width, height, I420)
-    yield "matte (refine guided)", lambda: refined.matte(mask, image, None)
-    alpha, _ = refined.matte(mask, image, None)
+    yield "matte (refine guided)", lambda: refined.matte(mask, frame.image, None)
     for mode in BACKGROUNDS:
         background = parse_background(_background_spec(mode, folder, clip))
         layout = I420 if I420 in background.layouts else BGR
-        frame = image if layout == I420 else i420_to_bgr(image)
         background.open(width, height, layout)
+        compose_frame = conform(frame, layout)
+        matte, _ = MatteMaker(MaskConfig(), width, height, layout).matte(mask, compose_frame.image, None)
         try:
-            yield f"composite {mode}", lambda b=background, f=frame: b.compose(f, alpha)
+            yield f"composite {mode}", lambda b=background, f=compose_frame, m=matte: b.compose(f.image, m)
         finally:
             background.close()
     sink = VideoFileSink(folder / f"encode_{width}x{height}.mp4", encoder=EncoderConfig())
@@ -150,7 +139,6 @@ def measure_stages(
         for label, width, height in plan.resolutions:
             clip = demo_clip(folder, width, height, frames=plan.warmup + plan.repeats + 1)
             with VideoFileSource(clip) as source:
-                source.layout = I420
                 frames = [source.read() for _ in range(min(ENCODER_FRAMES, plan.repeats))]
             for name, call in _stage_calls(frames, clip, folder, segmenter):
                 samples = time_calls(call, warmup=plan.warmup, repeats=plan.repeats)

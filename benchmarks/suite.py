@@ -18,6 +18,7 @@ from backdrop.benchmarks.end_to_end import Input, PipelinePlan, measure_pipeline
 from backdrop.benchmarks.inputs import demo_clip, is_video_file, record
 from backdrop.benchmarks.machine import describe_machine, load_average
 from backdrop.benchmarks.model_speed import ModelPlan, measure_models
+from backdrop.benchmarks.pipeline_fps import Settings
 from backdrop.benchmarks.report import SCHEMA, validate
 from backdrop.benchmarks.stage_costs import StagePlan, measure_stages
 from backdrop.errors import ConfigError, RuntimeUnavailable, SourceError
@@ -126,7 +127,7 @@ def prepare_inputs(options: BenchOptions, folder: Path) -> list[Input]:
         description = f"{options.source} (recorded)"
     if first is None:
         raise SourceError(f"{path} has no decodable frames")
-    size = f"{first.shape[1]}x{first.shape[0]}"
+    size = "{}x{}".format(*first.size)
     return [Input(size, size, path, description, frames)]
 
 
@@ -141,7 +142,8 @@ def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, pr
     model_plan = ModelPlan(measured, warmup=options.model_warmup, repeats=options.model_repeats)
     stage_plan = StagePlan(options.resolutions, warmup=options.stage_warmup, repeats=options.stage_repeats)
     pipeline_plan = PipelinePlan(
-        tuple(n for n in measured if n not in SLOW_TO_START) or measured[:1], repeats=options.pipeline_repeats
+        tuple(n for n in measured if n not in SLOW_TO_START) or measured[:1],
+        Settings(repeats=options.pipeline_repeats),
     )
     with tempfile.TemporaryDirectory(prefix="backdrop-bench-") as scratch:
         folder = Path(scratch)

@@ -10,10 +10,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from backdrop.errors import ModelError
+from backdrop.pixels import BGR, small_rgb
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_MODELS = {"general": "selfie_general", "landscape": "selfie_landscape"}
+CHANNEL_ORDERS = ("RGB", "BGR")
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,28 @@ class ModelContract:
         """(height, width) of the model input."""
         return self.input_height, self.input_width
 
+    def to_model_input(self, image: np.ndarray, layout: str = BGR) -> np.ndarray:
+        """A picture of any size in ``layout`` → this model's input: H×W×3 float32 in its channel order and range.
+
+        The one preprocessing of Backdrop: the pipeline, evaluation, distillation, benchmarks and tests all
+        call it, so a model trained or scored here sees exactly what it sees live.
+        """
+        rgb = small_rgb(image, layout, (self.input_width, self.input_height))
+        if self.channel_order == "BGR":
+            rgb = rgb[..., ::-1]
+        low, high = self.value_range
+        scale = np.float32((high - low) / 255.0)
+        tensor = rgb.astype(np.float32) * scale
+        return tensor + np.float32(low) if low else tensor
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ModelError(f"model {self.name}: channel_order must be one of {', '.join(CHANNEL_ORDERS)}")
+        if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
+            raise ModelError(f"model {self.name}: value_range must be [low, high] with low < high")
 
     @classmethod
     def load(cls, path: Path) -> ModelContract:

@@ -1,17 +1,36 @@
-"""The unit that flows through the pipeline: one decoded frame plus its bookkeeping."""
+"""The unit that flows through the pipeline: one picture with its layout and bookkeeping."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from backdrop.pixels import BGR, frame_size
 
 
 @dataclass
 class Frame:
-    """A BGR uint8 image (H×W×3) with its sequence number and capture time (time.monotonic())."""
+    """A uint8 picture in ``layout`` (see backdrop.pixels), with where and when it came from.
 
-    index: int
+    ``index`` counts frames of one stream from 0; ``stream`` names the stream (empty in a single-stream run);
+    ``pts_s`` is the source's own presentation time in seconds when it has one (files), which file outputs
+    keep; ``captured_at`` is time.monotonic() when it was read, from which latency is measured.
+    """
+
     image: np.ndarray
-    captured_at: float
-    timestamps: dict[str, float] = field(default_factory=dict)
+    layout: str = BGR
+    index: int = 0
+    stream: str = ""
+    pts_s: float | None = None
+    captured_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the picture."""
+        return frame_size(self.image, self.layout)
+
+    def with_image(self, image: np.ndarray, layout: str | None = None) -> Frame:
+        """The same frame (index, stream, times) holding another picture, e.g. the composited one."""
+        return replace(self, image=image, layout=layout or self.layout)

@@ -16,22 +16,14 @@ from typing import Any
 from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter
 from backdrop.stream.compositing.backgrounds import Background
-from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config import MaskConfig
-from backdrop.stream.pixels import BGR, I420, frame_size
+from backdrop.stream.frame import Frame
 from backdrop.stream.queues import StageQueue
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sources.base import Source
-from backdrop.stream.stages import (
-    CaptureStage,
-    CompositeStage,
-    Control,
-    InferenceStage,
-    PreprocessStage,
-    SinkStage,
-    Stage,
-)
+from backdrop.stream.stages import CaptureStage, Control, InferenceStage, SinkStage, Stage, Work
 from backdrop.stream.stats import RunStats
+from backdrop.stream.steps import Compositor, Infer, choose_layout, conform
 
 JOIN_TIMEOUT_S = 5.0  # after a failure, how long to wait for stages stuck in a blocking call
 SINK_STATS_INTERVAL_S = 1.0
@@ -68,9 +60,7 @@ class Pipeline:
         self.progress_interval_s = progress_interval_s
         self.control = Control()
         self.control.stop_hooks.append(source.interrupt)
-        self.stats = RunStats(
-            frame_count=self._expected_frames(), reconnects=lambda: int(getattr(source, "reconnects", 0))
-        )
+        self.stats = RunStats(frame_count=self._expected_frames(), counters=[source, *self.sinks])
 
     def _expected_frames(self) -> int | None:
         total = self.source.frame_count
@@ -88,23 +78,22 @@ class Pipeline:
 
     def layout(self) -> str:
         """I420 when the source decodes to it and the background and every sink work in it, else BGR."""
-        users = [self.background.layouts, *(sink.layouts for sink in self.sinks)]
-        return I420 if I420 in self.source.layouts() and all(I420 in layouts for layouts in users) else BGR
+        return choose_layout(self.source.layout, [self.background.layouts, *(sink.layouts for sink in self.sinks)])
 
     def run(self) -> dict[str, Any]:
-        layout = self.source.layout = self.layout()
         first = self.source.read()
         if first is None:
             raise SourceError(f"{self.source.describe()} produced no frames")
-        width, height = frame_size(first, layout)
+        layout = self.layout()
+        width, height = first.size
         self.background.open(width, height, layout)
         opened: list[Sink] = []
         try:
             for sink in self.sinks:
                 sink.open(width, height, self.source.fps)
                 opened.append(sink)
-            stages = self._build(first, layout, MatteMaker(self.mask, width, height, layout))
-            self._run_stages(stages)
+            compositor = Compositor(self.mask, self.background, width, height, layout)
+            self._run_stages(self._build(first, layout, compositor))
         finally:
             self._close(opened)
         if self.control.error is not None:
@@ -113,7 +102,8 @@ class Pipeline:
         self._report(final, final=True)
         return final
 
-    def _build(self, first: Any, layout: str, matte_maker: MatteMaker) -> list[Stage]:
+    def _build(self, first: Frame, layout: str, compositor: Compositor) -> list[Stage]:
+        """The stage threads and their queues: each stage calls one step and hands its result on."""
         drop = self.source.live
 
         def queue(name: str) -> StageQueue:
@@ -122,26 +112,40 @@ class Pipeline:
             self.control.queues.append(q)
             return q
 
+        def preprocess(work: Work) -> Work:
+            work.tensor = infer.preprocess(work.frame)
+            return work
+
+        infer = Infer(self.segmenter)
         common = {"control": self.control, "stats": self.stats}
         to_pre, to_infer, to_compose = queue("preprocess"), queue("inference"), queue("composite")
         to_sinks = [queue(f"write:{sink.describe()}") for sink in self.sinks]
+        capture_limit = None if drop else self.max_frames
         return [
-            CaptureStage(self.source, first, self.max_frames, outboxes=[to_pre], **common),
-            PreprocessStage(self.segmenter.contract.input_size, layout, inbox=to_pre, outboxes=[to_infer], **common),
-            InferenceStage(self.segmenter, self.batch_size, inbox=to_infer, outboxes=[to_compose], **common),
-            CompositeStage(
-                matte_maker,
-                self.background,
-                None if drop else self.max_frames,
-                inbox=to_compose,
-                outboxes=to_sinks,
+            CaptureStage(
+                self.source,
+                first,
+                lambda frame: conform(frame, layout),
+                outboxes=[to_pre],
+                limit=capture_limit,
                 **common,
             ),
+            Stage("preprocess", preprocess, inbox=to_pre, outboxes=[to_infer], **common),
+            InferenceStage(infer.masks, self.batch_size, inbox=to_infer, outboxes=[to_compose], **common),
+            Stage("composite", self._composite(compositor), inbox=to_compose, outboxes=to_sinks, **common),
             *(
-                SinkStage(sink, self.max_frames, inbox=q, **common)
+                SinkStage(sink, limit=self.max_frames, inbox=q, **common)
                 for sink, q in zip(self.sinks, to_sinks, strict=True)
             ),
         ]
+
+    def _composite(self, compositor: Compositor) -> Callable[[Work], Frame]:
+        def composite(work: Work) -> Frame:
+            output = compositor(work.frame, work.mask)
+            self.stats.frames_composited += 1
+            return output
+
+        return composite
 
     def _run_stages(self, stages: list[Stage]) -> None:
         self.control.running = len(stages)

@@ -1,8 +1,9 @@
-"""The pipeline's stages, one thread each: capture → preprocess → inference → composite → one writer per sink.
+"""The pipeline's threads: each moves work from one queue to the next and calls a step (stream/steps.py).
 
 Rules every stage follows: pass END_OF_STREAM downstream after its last item; when it stops consuming,
 close its input queue so an upstream producer blocked on it unblocks; report any exception to the
-Control (which stops the whole run) instead of dying silently.
+Control (which stops the whole run) instead of dying silently. The work itself lives in the steps, so a
+stage is only scheduling: what to wait for, how many items to take at once, when to stop.
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from backdrop.model.segmenter import Segmenter
-from backdrop.stream.compositing.backgrounds import Background
-from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.frame import Frame
-from backdrop.stream.pixels import I420, resize_i420
 from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.window import WindowClosed
@@ -70,7 +66,7 @@ class Control:
 
 @dataclass
 class Work:
-    """A frame on its way through the pipeline, with what the stages have added to it."""
+    """A frame on its way through the pipeline, with what the steps have added to it."""
 
     frame: Frame
     tensor: np.ndarray | None = None
@@ -78,17 +74,31 @@ class Work:
 
 
 class Stage(threading.Thread):
-    """A thread that takes items from ``inbox`` and puts results into ``outboxes``."""
+    """A thread that takes items from ``inbox``, calls ``step`` on each and puts the result into ``outboxes``.
+
+    ``limit`` (when given) ends the stage after that many results and asks the run to stop reading.
+    """
 
     def __init__(
-        self, name: str, control: Control, stats: RunStats, inbox: StageQueue | None, outboxes: list[StageQueue]
+        self,
+        name: str,
+        step: Callable[[Any], Any] | None,
+        *,
+        control: Control,
+        stats: RunStats,
+        inbox: StageQueue | None,
+        outboxes: list[StageQueue],
+        limit: int | None = None,
     ) -> None:
         super().__init__(name=f"backdrop-{name}", daemon=True)
         self.stage = name
+        self.step = step
         self.control = control
         self.stats = stats
         self.inbox = inbox
         self.outboxes = list(outboxes)
+        self.limit = limit
+        self.done = 0
 
     def run(self) -> None:
         try:
@@ -103,25 +113,23 @@ class Stage(threading.Thread):
             self.control.stage_done()
 
     def loop(self) -> None:
-        """Consume until END_OF_STREAM, handling each item with ``process``."""
-        while True:
+        """Consume until END_OF_STREAM (or the limit), handling each item with the step."""
+        while not self.reached_limit():
             item = self.inbox.get()
             if isinstance(item, EndOfStream):
                 break
             started = time.perf_counter()
-            result = self.process(item)
+            result = self.step(item)
             self.stats.record(self.stage, time.perf_counter() - started)
+            self.done += 1
             if result is not None:
                 self.emit(result)
-            if self.finished_early():
-                break
         self.emit(END_OF_STREAM)
 
-    def process(self, item: Any) -> Any:
-        """Handle one item; the result goes downstream unless None."""
-        raise NotImplementedError
-
-    def finished_early(self) -> bool:
+    def reached_limit(self) -> bool:
+        if self.limit is not None and self.done >= self.limit:
+            self.control.request_stop()
+            return True
         return False
 
     def emit(self, item: Any) -> None:
@@ -136,60 +144,35 @@ class Stage(threading.Thread):
 
 
 class CaptureStage(Stage):
-    """Reads the source until it ends, the run is asked to stop, or ``limit`` frames (finite sources only)."""
+    """Reads the source until it ends, the run is asked to stop, or ``limit`` frames (finite sources only).
 
-    def __init__(self, source: Source, first: np.ndarray, limit: int | None, **kwargs: Any) -> None:
-        super().__init__("capture", inbox=None, **kwargs)
-        self.source = source
-        self.first = first
-        self.limit = None if source.live else limit
+    ``conform`` turns each frame into the run's pixel layout; ``first`` was read before any thread started.
+    """
+
+    def __init__(self, source: Source, first: Frame, conform: Callable[[Frame], Frame], **kwargs: Any) -> None:
+        super().__init__("capture", source.read, inbox=None, **kwargs)
+        self.first: Frame | None = first
+        self.conform = conform
 
     def loop(self) -> None:
-        image: np.ndarray | None = self.first
-        self.first = None
-        index = 0
-        while image is not None and not self.control.stop_requested.is_set():
+        frame, self.first = self.first, None
+        while frame is not None and not self.control.stop_requested.is_set():
             self.stats.frames_in += 1
-            self.emit(Work(Frame(index, image, time.monotonic())))
-            index += 1
-            if self.limit is not None and index >= self.limit:
+            self.emit(Work(self.conform(frame)))
+            self.done += 1
+            if self.reached_limit():
                 break
             started = time.perf_counter()
-            image = self.source.read()
+            frame = self.step()
             self.stats.record(self.stage, time.perf_counter() - started)
         self.emit(END_OF_STREAM)
 
 
-class PreprocessStage(Stage):
-    """A BGR or I420 uint8 frame at any size → the model's RGB float32 [0, 1] input at its size.
-
-    I420 is shrunk plane by plane first, so the colour conversion runs on the small picture only.
-    """
-
-    def __init__(self, input_size: tuple[int, int], layout: str, **kwargs: Any) -> None:
-        super().__init__("preprocess", **kwargs)
-        self.height, self.width = input_size
-        self.layout = layout
-
-    def process(self, work: Work) -> Work:
-        size = (self.width, self.height)
-        if self.layout == I420:
-            even = (self.width + self.width % 2, self.height + self.height % 2)  # I420 needs an even size
-            rgb = cv2.cvtColor(resize_i420(work.frame.image, even), cv2.COLOR_YUV2RGB_I420)
-            if even != size:
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-        else:
-            rgb = cv2.cvtColor(cv2.resize(work.frame.image, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
-        work.tensor = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
-        return work
-
-
 class InferenceStage(Stage):
-    """Runs the segmenter, batching up to ``batch_size`` frames when several are already waiting."""
+    """Runs the model, batching up to ``batch_size`` frames when several are already waiting."""
 
-    def __init__(self, segmenter: Segmenter, batch_size: int, **kwargs: Any) -> None:
-        super().__init__("inference", **kwargs)
-        self.segmenter = segmenter
+    def __init__(self, infer: Callable[[list[np.ndarray]], np.ndarray], batch_size: int, **kwargs: Any) -> None:
+        super().__init__("inference", infer, **kwargs)
         self.batch_size = batch_size
 
     def loop(self) -> None:
@@ -201,7 +184,7 @@ class InferenceStage(Stage):
             while len(batch) < self.batch_size and (extra := self.inbox.get_nowait()) is not None:
                 batch.append(extra)
             started = time.perf_counter()
-            masks = self.segmenter.segment(np.stack([work.tensor for work in batch]))
+            masks = self.step([work.tensor for work in batch])
             share = (time.perf_counter() - started) / len(batch)
             for work, mask in zip(batch, masks, strict=True):
                 self.stats.record(self.stage, share)
@@ -210,53 +193,17 @@ class InferenceStage(Stage):
         self.emit(END_OF_STREAM)
 
 
-class CompositeStage(Stage):
-    """Turns each mask into a full-resolution matte and composes the output frame.
-
-    ``limit`` (finite sources, which never drop) stops after that many frames without reading further.
-    """
-
-    def __init__(self, matte_maker: MatteMaker, background: Background, limit: int | None, **kwargs: Any) -> None:
-        super().__init__("composite", **kwargs)
-        self.matte_maker = matte_maker
-        self.background = background
-        self.limit = limit
-        self.previous: np.ndarray | None = None  # temporal smoothing state
-
-    def process(self, work: Work) -> Frame:
-        frame = work.frame
-        alpha, self.previous = self.matte_maker.matte(work.mask, frame.image, self.previous)
-        output = self.background.compose(frame.image, alpha)
-        self.stats.frames_composited += 1
-        return Frame(frame.index, output, frame.captured_at, frame.timestamps)
-
-    def finished_early(self) -> bool:
-        if self.limit is not None and self.stats.frames_composited >= self.limit:
-            self.control.request_stop()
-            return True
-        return False
-
-
 class SinkStage(Stage):
     """Writes frames to one sink, up to ``limit``; a viewer closing the window stops the run gracefully."""
 
-    def __init__(self, sink: Sink, limit: int | None, **kwargs: Any) -> None:
-        super().__init__(f"write:{sink.describe()}", outboxes=[], **kwargs)
+    def __init__(self, sink: Sink, **kwargs: Any) -> None:
+        super().__init__(f"write:{sink.describe()}", self._write, outboxes=[], **kwargs)
         self.sink = sink
-        self.limit = limit
-        self.written = 0
 
-    def process(self, frame: Frame) -> None:
+    def _write(self, frame: Frame) -> None:
         try:
-            self.sink.write(frame.image)
+            self.sink.write(frame)
         except WindowClosed:
             self.control.request_stop()
             raise QueueClosed(self.stage) from None
-        self.written += 1
         self.stats.delivered(self.stage, frame.captured_at)
-
-    def finished_early(self) -> bool:
-        if self.limit is not None and self.written >= self.limit:
-            self.control.request_stop()
-            return True
-        return False

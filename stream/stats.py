@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,12 +42,24 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-class RunStats:
-    """Everything the progress line, the preview page and ``--stats-json`` report."""
+class Counted(Protocol):
+    """A source or sink that counts its own events (see ``Source.counters``)."""
 
-    def __init__(self, *, frame_count: int | None, reconnects: Callable[[], int] = lambda: 0) -> None:
+    def counters(self) -> dict[str, int]: ...
+
+    def describe(self) -> str: ...
+
+
+class RunStats:
+    """Everything the progress line, the preview page and ``--stats-json`` report.
+
+    Drops are counted wherever they happen: in the queues between stages (live sources), inside a network
+    source (frames replaced before anyone read them) and inside live sinks (frames a slow server missed).
+    """
+
+    def __init__(self, *, frame_count: int | None, counters: Sequence[Counted] = ()) -> None:
         self.frame_count = frame_count
-        self.reconnects = reconnects
+        self.counted = list(counters)
         self.started = time.monotonic()
         self.first_output_at: float | None = None
         self.frames_in = 0
@@ -77,15 +89,28 @@ class RunStats:
             self.first_output_at = now
         self.latencies.append(now - captured_at)
 
+    def drops_and_reconnects(self) -> tuple[dict[str, int], int]:
+        """(frames dropped per place — each queue, and each source or sink that drops — , reconnects in all)."""
+        drops = {f"queue:{q.name}": q.dropped for q in self.queues}
+        reconnects = 0
+        for part in self.counted:
+            counts = part.counters()
+            if "dropped" in counts:
+                drops[part.describe()] = counts["dropped"]
+            reconnects += counts.get("reconnects", 0)
+        return drops, reconnects
+
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         frames_out = self.frames_out
+        drops, reconnects = self.drops_and_reconnects()
         return {
             "frames_in": self.frames_in,
             "frames_out": frames_out,
             "frames_composited": self.frames_composited,
             "frame_count": self.frame_count,
-            "dropped": sum(q.dropped for q in self.queues),
+            "dropped": sum(drops.values()),
+            "drops": drops,
             "fps": round(frames_out / elapsed, 2),
             "fps_in": round(self.frames_in / elapsed, 2),
             "fps_out": round(frames_out / elapsed, 2),
@@ -97,6 +122,6 @@ class RunStats:
                 for name, window in list(self.stage_times.items())
             },
             "queues": {q.name: len(q) for q in self.queues},
-            "reconnects": self.reconnects(),
+            "reconnects": reconnects,
             "peak_rss_mb": peak_rss_mb(),
         }

@@ -162,9 +162,9 @@ def test_video_background_loops(stamped_clip: Path) -> None:
         outputs = [background.compose(black, zero) for _ in range(len(frames) + 2)]
     finally:
         background.close()
-    assert np.abs(outputs[0].astype(int) - frames[0]).mean() < 1
-    assert np.abs(outputs[len(frames)].astype(int) - frames[0]).mean() < 1  # looped back to the start
-    assert np.abs(outputs[len(frames) + 1].astype(int) - frames[1]).mean() < 1
+    assert np.abs(outputs[0].astype(int) - frames[0]).mean() < 1.5  # FFmpeg and OpenCV round YUV → BGR apart
+    assert np.abs(outputs[len(frames)].astype(int) - frames[0]).mean() < 1.5  # looped back to the start
+    assert np.abs(outputs[len(frames) + 1].astype(int) - frames[1]).mean() < 1.5
 
 
 def test_blur_at_reduced_size_looks_like_a_full_blur(image: np.ndarray) -> None:

@@ -10,21 +10,19 @@ import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode
 
+from backdrop.model.contract import ModelContract
+from backdrop.pixels import BGR, I420, RGB, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.blend import I420Blender, Matte, blend
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config import MaskConfig
 from backdrop.stream.demo_clip import read_stamp
-from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline
-from backdrop.stream.pixels import BGR, I420, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
 from backdrop.stream.sinks.null import NullSink
 from backdrop.stream.sinks.png_folder import PngFolderSink
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.testsrc import TestSource
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.stages import Control, PreprocessStage, Work
-from backdrop.stream.stats import RunStats
 
 W, H = 320, 180
 
@@ -56,13 +54,11 @@ def test_resize_i420_matches_resizing_the_picture(photo_frame: np.ndarray) -> No
 
 @pytest.mark.parametrize("size", [(256, 144), (255, 143)])  # odd model sizes are served too
 def test_preprocess_gives_the_same_tensor_from_either_layout(photo_frame: np.ndarray, size: tuple[int, int]) -> None:
-    def tensor(layout: str, image: np.ndarray) -> np.ndarray:
-        stage = PreprocessStage(
-            size[::-1], layout, control=Control(), stats=RunStats(frame_count=None), inbox=None, outboxes=[]
-        )
-        return stage.process(Work(Frame(0, image, 0.0))).tensor
-
-    from_bgr, from_i420 = tensor(BGR, photo_frame), tensor(I420, bgr_to_i420(photo_frame))
+    contract = ModelContract("test", "test", input_height=size[1], input_width=size[0])
+    from_bgr = contract.to_model_input(photo_frame, BGR)
+    from_i420 = contract.to_model_input(bgr_to_i420(photo_frame), I420)
+    from_rgb = contract.to_model_input(cv2.cvtColor(photo_frame, cv2.COLOR_BGR2RGB), RGB)
+    assert np.array_equal(from_rgb, from_bgr)
     assert from_i420.shape == from_bgr.shape == (size[1], size[0], 3) and from_i420.dtype == np.float32
     assert np.abs(from_i420 - from_bgr).mean() < 5 / 255  # an odd size resamples twice: a little softer
 
@@ -120,7 +116,7 @@ def pipeline_layout(source, background: str, sinks: list) -> str:
 def test_layout_is_i420_only_when_source_background_and_every_sink_allow_it(stamped_clip: Path, tmp_path: Path) -> None:
     mp4 = VideoFileSink(tmp_path / "out.mp4")
     with VideoFileSource(stamped_clip) as source:
-        assert source.layouts() == (BGR, I420)
+        assert source.layout == I420
         assert pipeline_layout(source, "blur", [mp4, NullSink()]) == I420
         assert pipeline_layout(source, "color:#00ff00", [mp4, PngFolderSink(tmp_path / "png")]) == BGR
         assert pipeline_layout(source, "transparent", [VideoFileSink(tmp_path / "a.mov", alpha=True)]) == BGR
@@ -136,8 +132,9 @@ def test_video_that_is_not_even_sized_420_is_read_as_bgr(tmp_path: Path, pix_fmt
         black = av.VideoFrame.from_ndarray(np.zeros((size[1], size[0], 3), np.uint8), format="bgr24")
         container.mux([*stream.encode(black), *stream.encode(None)])
     with VideoFileSource(clip) as source:
-        assert source.layouts() == (BGR,)
-        assert source.read().shape == (size[1], size[0], 3)
+        assert source.layout == BGR
+        frame = source.read()
+        assert frame.layout == BGR and frame.image.shape == (size[1], size[0], 3)
 
 
 def test_i420_run_matches_the_bgr_run_frame_for_frame(stamped_clip: Path, tmp_path: Path, segmenter) -> None:

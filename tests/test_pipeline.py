@@ -16,6 +16,7 @@ from backdrop.errors import SourceError
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config import MaskConfig
 from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.video_file import VideoFileSink
@@ -120,7 +121,8 @@ def test_transparent_output_has_alpha(tmp_path: Path, stamped_clip: Path, segmen
     for image in (frames[0], pngs[0]):
         assert image.shape[2] == 4
         assert image[..., 3][person].min() > 200 and image[..., 3][background].max() < 55
-        assert np.abs(image[..., :3].astype(int) - source).mean() < 1  # colour untouched, alpha carries the cut
+        # colour untouched, alpha carries the cut (FFmpeg and OpenCV round YUV → BGR a level apart)
+        assert np.abs(image[..., :3].astype(int) - source).mean() < 1.5
 
 
 def test_max_frames_on_a_live_source(tmp_path: Path, capsys) -> None:
@@ -143,12 +145,12 @@ class RecordingSink(Sink):
     def open(self, width: int, height: int, fps: float) -> None:
         self.size = (width, height)
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, frame: Frame) -> None:
         if self.fail_at is not None and len(self.indices) == self.fail_at:
             raise RuntimeError("disk on fire")
         if self.delay_s:
             time.sleep(self.delay_s)  # simulated work, not synchronisation
-        self.indices.append(int(image[0, 0, 0]) + 256 * int(image[0, 0, 1]))
+        self.indices.append(int(frame.image[0, 0, 0]) + 256 * int(frame.image[0, 0, 1]))
 
     def update_stats(self, stats: dict) -> None:
         self.stats_seen.append(stats)
@@ -164,14 +166,14 @@ class CountingSource(TestSource):
         super().__init__(**kwargs)
         self.fail_at = fail_at
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         if self.fail_at is not None and self.index == self.fail_at:
             raise SourceError("camera unplugged")
         index = self.index
-        image = super().read()
-        if image is not None:
-            image[0, 0, :2] = (index % 256, index // 256)
-        return image
+        frame = super().read()
+        if frame is not None:
+            frame.image[0, 0, :2] = (index % 256, index // 256)
+        return frame
 
 
 def make_pipeline(source, segmenter, sinks, **kwargs) -> Pipeline:

@@ -11,8 +11,10 @@ import pytest
 from clips import decode
 
 from backdrop.errors import SinkError, SourceError
+from backdrop.pixels import BGRA, to_bgr
 from backdrop.stream.config import SourceConfig
 from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.factory import make_sink
 from backdrop.stream.sinks.null import NullSink
 from backdrop.stream.sinks.png_folder import PngFolderSink
@@ -28,8 +30,8 @@ from backdrop.stream.sources.webcam import WebcamSource
 def read_all(source) -> list[np.ndarray]:
     with source:
         frames = []
-        while (image := source.read()) is not None:
-            frames.append(image)
+        while (frame := source.read()) is not None:
+            frames.append(to_bgr(frame.image, frame.layout))
         return frames
 
 
@@ -167,7 +169,7 @@ def test_h264_file_round_trip(tmp_path: Path) -> None:
     sink.open(160, 96, 25.0)
     assert not path.exists()  # written under a temporary name until closed
     for index in range(12):
-        sink.write(gradient(index))
+        sink.write(Frame(gradient(index)))
     sink.close()
     sink.close()  # twice is fine
     frames = decode(path)
@@ -183,7 +185,7 @@ def test_h264_file_round_trip(tmp_path: Path) -> None:
 def test_odd_frame_size_is_cropped_to_even(tmp_path: Path) -> None:
     sink = VideoFileSink(tmp_path / "odd.mkv")
     sink.open(161, 97, 30.0)
-    sink.write(gradient(0, 161, 97))
+    sink.write(Frame(gradient(0, 161, 97)))
     sink.close()
     assert decode(tmp_path / "odd.mkv")[0].shape == (96, 160, 3)
 
@@ -195,7 +197,7 @@ def test_alpha_codecs_keep_transparency(tmp_path: Path, suffix: str) -> None:
     image[:, :32, 3] = 255
     sink = VideoFileSink(tmp_path / f"alpha{suffix}", alpha=True)
     sink.open(64, 48, 30.0)
-    sink.write(image)
+    sink.write(Frame(image, BGRA))
     sink.close()
     (frame,) = decode(tmp_path / f"alpha{suffix}", "bgra")
     assert np.array_equal(frame, image)
@@ -232,8 +234,8 @@ def test_png_folder_writes_rgba_frames(tmp_path: Path) -> None:
     sink.open(64, 48, 30.0)
     image = np.zeros((48, 64, 4), np.uint8)
     image[..., 3] = 128
-    sink.write(image)
-    sink.write(image)
+    sink.write(Frame(image, BGRA))
+    sink.write(Frame(image, BGRA))
     sink.close()
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["frame_000000.png", "frame_000001.png"]

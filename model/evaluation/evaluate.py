@@ -1,7 +1,7 @@
 """`backdrop eval`: run a model over a labelled dataset and score every image and clip.
 
-Frames go through the same resize as in the live pipeline, and the predicted mask is scaled back to the
-truth's own resolution, so the numbers describe what a user sees, at full size.
+Frames go through the model contract's own preprocessing, as in the live pipeline, and the predicted
+mask is scaled back to the truth's own resolution, so the numbers describe what a user sees, at full size.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 
 from backdrop.model.evaluation.metrics import ClipMotion, MaskScores, score_mask
 from backdrop.model.segmenter import load_segmenter
-from backdrop.model.training.layout import Sample, find_samples, read_pair, resize_to_input
+from backdrop.model.training.layout import Sample, find_samples, read_pair
+from backdrop.pixels import RGB
 
 METRICS = tuple(f.name for f in fields(MaskScores))
 
@@ -73,8 +74,8 @@ class Evaluator:
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Person probability for an RGB uint8 image, H×W float32 at the image's size."""
-        small = resize_to_input(image, self.segmenter.contract.input_size).astype(np.float32) / 255
-        probability = self.segmenter.segment(small[None])[0]
+        tensor = self.segmenter.contract.to_model_input(image, RGB)
+        probability = self.segmenter.segment(tensor[None])[0]
         return cv2.resize(probability, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
 
     def evaluate(self, data: Path) -> EvalReport:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
 from backdrop.model.training.augment import AugmentConfig, augment
-from backdrop.model.training.layout import IMAGE_SUFFIXES, DatasetError, Sample, read_image, read_pair, resize_to_input
+from backdrop.model.training.layout import DatasetError, Sample, read_image, read_pair
+from backdrop.pixels import IMAGE_SUFFIXES, RGB, small_rgb
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,10 @@ def load_arrays(samples: list[Sample], size: tuple[int, int]) -> Arrays:
     images, masks = [], []
     for sample in samples:
         image, mask = read_pair(sample)
-        images.append(resize_to_input(image, size))
-        masks.append(np.round(resize_to_input(mask, size) * 255).astype(np.uint8)[..., None])
+        images.append(small_rgb(image, RGB, size[::-1]))  # the pipeline's own resampling
+        masks.append(
+            np.round(cv2.resize(mask, size[::-1], interpolation=cv2.INTER_LINEAR) * 255).astype(np.uint8)[..., None]
+        )
     return Arrays(np.stack(images), np.stack(masks))
 
 
@@ -44,7 +48,7 @@ def load_backgrounds(folder: Path, size: tuple[int, int]) -> np.ndarray:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DatasetError(f"no images in backgrounds folder {folder}")
-    return np.stack([resize_to_input(read_image(p), size) for p in paths]).astype(np.float32) / 255
+    return np.stack([small_rgb(read_image(p), RGB, size[::-1]) for p in paths]).astype(np.float32) / 255
 
 
 def split_samples(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from backdrop.model.segmenter import load_segmenter
-from backdrop.model.training.layout import DatasetError, resize_to_input
+from backdrop.model.training.layout import DatasetError
+from backdrop.pixels import RGB
 
 JPEG_QUALITY = 95
 PERSON_CANDIDATE = 0.05  # pixels above this probability count towards a frame's confidence
@@ -98,7 +99,6 @@ def distill(config: DistillConfig) -> list[ClipSummary]:
             raise DatasetError(f"{taken} already has frames: choose another --out or remove it")
     summaries = []
     with load_segmenter(config.model, "onnxruntime", threads=config.threads) as segmenter:
-        size = segmenter.contract.input_size
         for clip in config.clips:
             images, masks = config.out / "images" / clip.stem, config.out / "masks" / clip.stem
             images.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,7 @@ def distill(config: DistillConfig) -> list[ClipSummary]:
                 if index % config.every:
                     continue
                 frame = scale_down(frame, config.max_side)
-                small = resize_to_input(frame, size).astype(np.float32) / 255
-                probability = segmenter.segment(small[None])[0]
+                probability = segmenter.segment(segmenter.contract.to_model_input(frame, RGB)[None])[0]
                 if confidence(probability) < config.min_confidence:
                     dropped += 1
                     continue

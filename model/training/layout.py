@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from backdrop.errors import BackdropError
+from backdrop.pixels import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 LISTED_NAMES = 5  # how many offending names an error message shows
 
 
@@ -103,9 +103,3 @@ def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """(RGB uint8 image, float32 mask in [0, 1]) of one sample."""
     image = read_image(sample.image)
     return image, read_mask(sample.mask, image.shape[:2])
-
-
-def resize_to_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to the model's (height, width) exactly as the live pipeline's preprocess stage does."""
-    height, width = size
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -16,14 +16,11 @@ import cv2
 import numpy as np
 
 from backdrop.errors import BackgroundError, SourceError
+from backdrop.pixels import BGR, BGRA, I420, IMAGE_SUFFIXES, VIDEO_SUFFIXES, bgr_to_i420, planes, to_bgr
 from backdrop.stream.compositing.blend import I420Blender, Matte, blend
-from backdrop.stream.pixels import BGR, I420, bgr_to_i420, planes
 
 if TYPE_CHECKING:
     from backdrop.stream.sources.video_file import VideoFileSource
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts"}
 
 
 def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -41,10 +38,14 @@ class Background(ABC):
     """Composes one frame with its matte. ``open`` receives the frame size and layout before the first frame."""
 
     has_alpha: bool = False  # True when compose returns BGRA
-    layouts: tuple[str, ...] = (BGR,)  # frame layouts compose accepts (and returns)
+    layouts: tuple[str, ...] = (BGR,)  # frame layouts compose accepts
 
     def open(self, width: int, height: int, layout: str = BGR) -> None:
         self.width, self.height, self.layout = width, height, layout
+
+    def output_layout(self, layout: str) -> str:
+        """The layout compose returns for frames in ``layout``."""
+        return BGRA if self.has_alpha else layout
 
     @abstractmethod
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
@@ -80,8 +81,13 @@ class Blur(Replacement):
     """The frame itself, blurred by a Gaussian of kernel ``ksize`` (computed at reduced size: same look, less work)."""
 
     fresh_backdrop = True
+    MAX_SIZE = 255  # a wider kernel looks no different and costs seconds per frame
 
     def __init__(self, ksize: int) -> None:
+        if not (1 <= ksize <= self.MAX_SIZE and ksize % 2 == 1):
+            raise BackgroundError(
+                f"background 'blur:{ksize}': blur size must be odd, 1 to {self.MAX_SIZE}, e.g. blur:21"
+            )
         self.sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a kernel of this size
         self.factor = max(1, min(8, int(self.sigma)))
 
@@ -156,7 +162,9 @@ class Clip(Replacement):
 
     def _next(self) -> np.ndarray | None:
         frame = self.reader.read()
-        return None if frame is None else self.in_layout(cover(frame, self.width, self.height))
+        if frame is None:
+            return None
+        return self.in_layout(cover(to_bgr(frame.image, frame.layout), self.width, self.height))
 
     def backdrop(self, image: np.ndarray) -> np.ndarray:
         frame = self._next()
@@ -197,8 +205,8 @@ def parse_background(spec: str) -> Background:
     """A Background for ``spec``; a BackgroundError names what is wrong with it."""
     kind, _, arg = spec.partition(":")
     if kind == "blur":
-        if arg and not (arg.isdigit() and int(arg) >= 1):
-            raise BackgroundError(f"background {spec!r}: blur size must be a positive integer, e.g. blur:21")
+        if arg and not re.fullmatch(r"[0-9]{1,9}", arg):  # ASCII digits only: int() takes "²" and "٣" too
+            raise BackgroundError(f"background {spec!r}: blur size must be a number, e.g. blur:21")
         return Blur(int(arg) if arg else 21)
     if kind == "color":
         match = _COLOR.fullmatch(arg)

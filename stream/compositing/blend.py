@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from backdrop.stream.pixels import i420_planes
+from backdrop.pixels import i420_planes
 
 STRIP_ROWS = 8  # working-size rows per strip
 MERGE_GAP = 4  # band runs closer than this many working-size columns are blended as one region

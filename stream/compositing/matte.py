@@ -11,10 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from backdrop.pixels import BGR, luma
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.refine import guided_filter
 from backdrop.stream.config import MaskConfig
-from backdrop.stream.pixels import BGR, I420, i420_planes
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
 SNAP_SCALE = 1.0 / (1.0 - 2.0 * SNAP)
@@ -46,12 +46,7 @@ class MatteMaker:
 
     def guide(self, image: np.ndarray) -> np.ndarray:
         """The frame's brightness at the working size, float32 in [0, 1]: what the guided filter follows."""
-        if self.layout == I420:  # the Y plane already is the brightness
-            gray = cv2.resize(i420_planes(image)[0], self.work_size, interpolation=cv2.INTER_LINEAR)
-        else:
-            small = cv2.resize(image, self.work_size, interpolation=cv2.INTER_LINEAR)
-            gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        return gray.astype(np.float32) * np.float32(1.0 / 255.0)
+        return luma(image, self.layout, self.work_size).astype(np.float32) * np.float32(1.0 / 255.0)
 
     def matte(self, mask: np.ndarray, image: np.ndarray, previous: np.ndarray | None) -> tuple[Matte, np.ndarray]:
         """(alpha matte, new temporal state) for ``mask`` (model resolution) and its full-resolution ``image``.

@@ -6,24 +6,23 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-
-from backdrop.stream.pixels import BGR
+from backdrop.pixels import BGR, BGRA
+from backdrop.stream.frame import Frame
 
 
 class Sink(ABC):
-    """A consumer of composited frames: BGR uint8 (H×W×3), BGRA (H×W×4) for transparent output, or I420
-    ((H·3/2)×W, see stream.pixels) when the sink lists it in ``layouts`` and the pipeline chose it."""
+    """A consumer of composited frames. ``layouts`` lists the pixel layouts ``write`` takes; the pipeline only
+    chooses a layout that every sink lists (BGR is always among them; BGRA when the output keeps alpha)."""
 
-    layouts: tuple[str, ...] = (BGR,)  # the layouts ``write`` accepts
+    layouts: tuple[str, ...] = (BGR, BGRA)
 
     @abstractmethod
     def open(self, width: int, height: int, fps: float) -> None:
         """Prepare the output; raise SinkError naming the problem (unwritable path, no display …)."""
 
     @abstractmethod
-    def write(self, image: np.ndarray) -> None:
-        """Deliver one frame."""
+    def write(self, frame: Frame) -> None:
+        """Deliver one frame (its ``layout`` is one of ``layouts``)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -31,6 +30,10 @@ class Sink(ABC):
 
     def update_stats(self, stats: dict[str, Any]) -> None:
         """Receive the pipeline's latest stats snapshot; sinks that show stats override this."""
+
+    def counters(self) -> dict[str, int]:
+        """Events worth counting in the run's stats, e.g. ``dropped`` frames and ``reconnects``."""
+        return {}
 
     def describe(self) -> str:
         """A human name for logs and errors, with any credentials masked."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from backdrop.stream.pixels import BGR, I420
+from backdrop.pixels import BGR, BGRA, I420
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 
 class NullSink(Sink):
     """Counts frames and throws them away."""
 
-    layouts = (BGR, I420)
+    layouts = (BGR, BGRA, I420)
 
     def __init__(self) -> None:
         self.frames = 0
@@ -19,7 +18,7 @@ class NullSink(Sink):
     def open(self, width: int, height: int, fps: float) -> None:
         self.frames = 0
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, frame: Frame) -> None:
         self.frames += 1
 
     def close(self) -> None:

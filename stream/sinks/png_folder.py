@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from backdrop.errors import SinkError
+from backdrop.pixels import BGRA, to_bgr
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 
@@ -32,8 +33,9 @@ class PngFolderSink(Sink):
         if not os.access(self.folder, os.W_OK):
             raise SinkError(f"cannot write PNG frames to {self.folder}: permission denied")
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, frame: Frame) -> None:
         path = self.folder / f"frame_{self.frames:06d}.png"
+        image = frame.image if frame.layout == BGRA else to_bgr(frame.image, frame.layout)
         if not cv2.imwrite(str(path), image, self.params):
             raise SinkError(f"writing {path} failed")
         self.frames += 1

@@ -6,9 +6,9 @@ load the module, rather than pyvirtualcam's traceback.
 
 from __future__ import annotations
 
-import numpy as np
-
 from backdrop.errors import SinkError
+from backdrop.pixels import to_bgr
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 LOAD_LOOPBACK = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=Backdrop"
@@ -37,8 +37,8 @@ class VirtualCameraSink(Sink):
             # from None: a chained error would keep pyvirtualcam's half-built camera (and its noisy __del__) alive
             raise SinkError(f"cannot open the {self.describe()}: {e} To create one: {LOAD_LOOPBACK}") from None
 
-    def write(self, image: np.ndarray) -> None:
-        self._camera.send(np.ascontiguousarray(image[..., :3]))  # cameras carry no alpha
+    def write(self, frame: Frame) -> None:
+        self._camera.send(to_bgr(frame.image, frame.layout))  # cameras carry no alpha
 
     def close(self) -> None:
         if self._camera is not None:

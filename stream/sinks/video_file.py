@@ -13,11 +13,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 from backdrop.errors import SinkError
+from backdrop.pixels import BGR, BGRA, I420, bgr_to_i420
 from backdrop.stream.config import EncoderConfig
-from backdrop.stream.pixels import BGR, I420, bgr_to_i420
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
@@ -30,7 +30,7 @@ class VideoFileSink(Sink):
     def __init__(self, path: str | Path, *, alpha: bool = False, encoder: EncoderConfig | None = None) -> None:
         self.path = Path(path)
         self.alpha = alpha
-        self.layouts = (BGR,) if alpha else (BGR, I420)  # I420 frames go to the encoder untouched
+        self.layouts = (BGRA,) if alpha else (BGR, I420)  # I420 frames go to the encoder untouched
         self.encoder = encoder or EncoderConfig()
         suffix = self.path.suffix.lower()
         if suffix not in CONTAINERS:
@@ -71,18 +71,19 @@ class VideoFileSink(Sink):
             self._discard()
             raise SinkError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}") from e
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, frame: Frame) -> None:
         if self.container is None:
             raise SinkError(f"{self.path} is not open")
-        if self.alpha:
-            frame = av.VideoFrame.from_ndarray(image, format="bgra")
-        elif image.ndim == 2:  # I420 (always of even size)
-            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+        if frame.layout == BGRA:
+            picture = av.VideoFrame.from_ndarray(frame.image, format="bgra")
+        elif frame.layout == I420:  # always of even size
+            picture = av.VideoFrame.from_ndarray(frame.image, format="yuv420p")
         else:
             # OpenCV's BGR→I420 is several times faster than letting swscale convert inside the encoder
-            frame = av.VideoFrame.from_ndarray(bgr_to_i420(image[: self.height, : self.width]), format="yuv420p")
+            i420 = bgr_to_i420(frame.image[: self.height, : self.width])
+            picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         try:
-            self.container.mux(self.stream.encode(frame))
+            self.container.mux(self.stream.encode(picture))
         except (av.error.FFmpegError, OSError) as e:
             raise SinkError(f"writing {self.path} failed: {getattr(e, 'strerror', None) or e}") from e
         self.frames += 1

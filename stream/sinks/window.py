@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import cv2
-import numpy as np
 
 from backdrop.errors import SinkError
+from backdrop.pixels import to_bgr
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 QUIT_KEYS = {ord("q"), 27}  # q or Esc
@@ -34,8 +35,8 @@ class WindowSink(Sink):
         cv2.resizeWindow(self.title, width, height)
         self.opened = True
 
-    def write(self, image: np.ndarray) -> None:
-        cv2.imshow(self.title, image)
+    def write(self, frame: Frame) -> None:
+        cv2.imshow(self.title, to_bgr(frame.image, frame.layout))
         if cv2.waitKey(1) & 0xFF in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             raise WindowClosed
 

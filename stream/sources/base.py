@@ -5,28 +5,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
-import numpy as np
-
-from backdrop.stream.pixels import BGR
+from backdrop.pixels import BGR
+from backdrop.stream.frame import Frame
 
 
 class Source(ABC):
-    """A producer of uint8 frames, BGR unless the pipeline switched ``layout`` to another of ``layouts()``.
+    """A producer of Frames in one pixel layout, ``layout`` (known once open).
 
     ``live`` sources (webcam, RTSP, HTTP) run at their own pace, so the pipeline drops their oldest frames
     when it falls behind; finite sources (files, folders) are read at the pipeline's pace and never dropped.
     """
 
     live: bool = False
-    layout: str = BGR  # what read() returns; set before the first read, to one of layouts()
 
     @abstractmethod
     def open(self) -> None:
         """Connect and read enough to know the frame size; raise SourceError naming the problem."""
 
     @abstractmethod
-    def read(self) -> np.ndarray | None:
-        """The next frame in ``layout``, or None at end of stream."""
+    def read(self) -> Frame | None:
+        """The next frame, or None at end of stream."""
 
     @abstractmethod
     def close(self) -> None:
@@ -40,18 +38,23 @@ class Source(ABC):
         """
 
     @property
+    def layout(self) -> str:
+        """The pixel layout ``read`` returns: a decoder's native one (I420 for most video files) saves conversions."""
+        return BGR
+
+    @property
     @abstractmethod
     def fps(self) -> float:
         """Nominal frame rate (the sinks encode at it)."""
-
-    def layouts(self) -> tuple[str, ...]:
-        """The pixel layouts ``read`` can return, known once open; a decoder's native one saves conversions."""
-        return (BGR,)
 
     @property
     def frame_count(self) -> int | None:
         """Frames in a finite source when known (for progress and ETA), else None."""
         return None
+
+    def counters(self) -> dict[str, int]:
+        """Events worth counting in the run's stats, e.g. ``dropped`` frames and ``reconnects``."""
+        return {}
 
     def describe(self) -> str:
         """A human name for logs and errors, with any credentials masked."""

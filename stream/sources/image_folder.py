@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from backdrop.errors import SourceError
+from backdrop.pixels import IMAGE_SUFFIXES
+from backdrop.stream.frame import Frame
 from backdrop.stream.sources.base import Source
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class ImageFolderSource(Source):
@@ -36,7 +35,7 @@ class ImageFolderSource(Source):
             raise SourceError(f"no images in folder {self.folder}")
         self.position = 0
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         while self.position < len(self.paths):
             path = self.paths[self.position]
             self.position += 1
@@ -49,7 +48,8 @@ class ImageFolderSource(Source):
                 self.size = (image.shape[1], image.shape[0])
             elif (image.shape[1], image.shape[0]) != self.size:
                 image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-            return image
+            index = self.position - 1
+            return Frame(image, index=index, pts_s=index / self._fps)
         return None
 
     def close(self) -> None:

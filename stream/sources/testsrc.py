@@ -13,9 +13,14 @@ import cv2
 import numpy as np
 
 from backdrop.errors import SourceError
+from backdrop.stream.frame import Frame
 from backdrop.stream.sources.base import Source
 
-_GEOMETRY = re.compile(r"(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?")
+# ASCII digits, a few of them: int() of a long or non-ASCII digit string would fail with a traceback
+_GEOMETRY = re.compile(r"(?:(\d{1,9})x(\d{1,9}))?(?:@(\d{1,9}(?:\.\d{1,9})?))?", re.ASCII)
+_FRAMES = re.compile(r"frames=(\d{1,12})", re.ASCII)
+SIDES = (16, 7680)  # smallest and largest width or height: 8K is the largest frame worth generating
+MAX_FPS = 1000.0
 
 
 class TestSource(Source):
@@ -26,8 +31,11 @@ class TestSource(Source):
     def __init__(
         self, width: int = 1280, height: int = 720, *, fps: float = 30.0, frames: int | None = None, live: bool = False
     ) -> None:
-        if width < 16 or height < 16 or fps <= 0:
-            raise SourceError(f"testsrc: bad geometry {width}x{height}@{fps}")
+        low, high = SIDES
+        if not (low <= width <= high and low <= height <= high and 0 < fps <= MAX_FPS):
+            raise SourceError(
+                f"testsrc: {width}x{height}@{fps:g} is out of range (sides {low}…{high} pixels, fps up to {MAX_FPS:g})"
+            )
         self.width, self.height, self._fps, self.frames, self.live = width, height, fps, frames, live
         self.index = 0
 
@@ -37,10 +45,11 @@ class TestSource(Source):
         width, height, frames, live = 1280, 720, None, False
         for option in filter(None, options):
             geometry = _GEOMETRY.fullmatch(option)
+            count = _FRAMES.fullmatch(option)
             if option == "live":
                 live = True
-            elif option.startswith("frames=") and option[7:].isdigit():
-                frames = int(option[7:])
+            elif count:
+                frames = int(count.group(1))
             elif geometry:
                 width = int(geometry.group(1) or width)
                 height = int(geometry.group(2) or height)
@@ -59,7 +68,7 @@ class TestSource(Source):
         self.index = 0
         self.started = time.monotonic()
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         if self.frames is not None and self.index >= self.frames:
             return None
         if self.live:  # behave like a camera: a frame becomes available every 1/fps seconds
@@ -70,7 +79,7 @@ class TestSource(Source):
         image = self.canvas[:, offset : offset + self.width].copy()
         cv2.putText(image, str(self.index), (20, self.height - 20), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
         self.index += 1
-        return image
+        return Frame(image, index=self.index - 1, pts_s=(self.index - 1) / self._fps)
 
     def close(self) -> None:
         self.canvas = None

@@ -1,4 +1,4 @@
-"""A video file decoded with PyAV (threaded decode), read at the pipeline's pace, as BGR or as its own I420.
+"""A video file decoded with PyAV (threaded decode), read at the pipeline's pace, in the decoder's own I420 when it can.
 
 A damaged file is decoded as far as it goes: undecodable packets are skipped, a truncated file ends early,
 and ``damage`` then says what happened so the run can report it after writing every good frame.
@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import numpy as np
 
 from backdrop.errors import SourceError
-from backdrop.stream.pixels import BGR, I420
+from backdrop.pixels import BGR, I420
+from backdrop.stream.frame import Frame
 from backdrop.stream.sources.base import Source
 
 AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
 
 
 class VideoFileSource(Source):
-    """Frames of the first video stream of a file, as BGR arrays or (``layout = I420``) undecoded-colour I420."""
+    """Frames of the first video stream of a file: I420 straight from the decoder when it is 8-bit 4:2:0, else BGR."""
 
     live = False
 
@@ -60,7 +60,7 @@ class VideoFileSource(Source):
             self._expected = round(self.container.duration / av.time_base * self._fps)
         self._frames = self._decode(stream)
 
-    def _decode(self, stream: av.video.stream.VideoStream) -> Iterator[np.ndarray]:
+    def _decode(self, stream: av.video.stream.VideoStream) -> Iterator[Frame]:
         """Yield every decodable frame; count bad packets; stop (recording why) when demuxing fails."""
         packets = self.container.demux(stream)
         while True:
@@ -77,8 +77,9 @@ class VideoFileSource(Source):
                 self.bad_packets += 1
                 continue
             for frame in frames:
+                image = frame.to_ndarray(format=AV_FORMATS[self.layout])
+                yield Frame(image, self.layout, self.decoded, pts_s=frame.time)
                 self.decoded += 1
-                yield frame.to_ndarray(format=AV_FORMATS[self.layout])
         self._judge()
 
     def _judge(self) -> None:
@@ -92,7 +93,7 @@ class VideoFileSource(Source):
         elif self._expected and self.decoded < self._expected - max(2, self._expected // 50):
             self.damage = f"{self.path} is truncated: decoded {self.decoded} of {self._expected} frames"
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         if self.container is None:
             raise SourceError(f"{self.path} is not open")
         return next(self._frames, None)
@@ -102,8 +103,9 @@ class VideoFileSource(Source):
             self.container.close()
             self.container = None
 
-    def layouts(self) -> tuple[str, ...]:
-        return (BGR, I420) if self._native_i420 else (BGR,)
+    @property
+    def layout(self) -> str:
+        return I420 if self._native_i420 else BGR
 
     @property
     def fps(self) -> float:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import cv2
-import numpy as np
 
 from backdrop.errors import SourceError
+from backdrop.stream.frame import Frame
 from backdrop.stream.sources.base import Source
 
 
@@ -19,6 +19,7 @@ class WebcamSource(Source):
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.capture: cv2.VideoCapture | None = None
+        self.index = 0
 
     def open(self) -> None:
         params = [
@@ -32,13 +33,14 @@ class WebcamSource(Source):
             self.close()
             raise SourceError(f"cannot open webcam {self.describe()}: no such device or it is busy")
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         if self.capture is None:
             raise SourceError(f"webcam {self.describe()} is not open")
         ok, image = self.capture.read()
         if not ok:
             raise SourceError(f"webcam {self.describe()} stopped delivering frames")
-        return image
+        self.index += 1
+        return Frame(image, index=self.index - 1)
 
     def close(self) -> None:
         if self.capture is not None:

@@ -1,0 +1,76 @@
+"""The per-frame work of a run as plain objects: conform → preprocess → infer → matte and compose → write.
+
+Nothing here knows about threads or queues. The pipeline's stage threads (stream/stages.py) only move
+frames between queues and call these; the sequential benchmark loop, the per-stage benchmark and the
+Python API call them directly — so every way of running Backdrop does exactly the same work per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from backdrop.model.segmenter import Segmenter
+from backdrop.pixels import BGR, I420, convert
+from backdrop.stream.compositing.backgrounds import Background
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import MaskConfig
+from backdrop.stream.frame import Frame
+
+
+def choose_layout(source_layout: str, consumers: Sequence[tuple[str, ...]]) -> str:
+    """The layout a run works in: the source's own I420 when every consumer takes it, else BGR."""
+    return I420 if source_layout == I420 and all(I420 in layouts for layouts in consumers) else BGR
+
+
+def conform(frame: Frame, layout: str) -> Frame:
+    """``frame`` in the run's ``layout`` (a no-op when the source already gives it)."""
+    return frame if frame.layout == layout else frame.with_image(convert(frame.image, frame.layout, layout), layout)
+
+
+class Infer:
+    """Preprocessing and inference: frames → the model's masks (N×h×w float32 at the model's resolution)."""
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = segmenter
+
+    def preprocess(self, frame: Frame) -> np.ndarray:
+        """The model's input tensor for one frame, as the model contract defines it."""
+        return self.segmenter.contract.to_model_input(frame.image, frame.layout)
+
+    def masks(self, tensors: Sequence[np.ndarray]) -> np.ndarray:
+        """One mask per preprocessed tensor, inferred as one batch."""
+        return self.segmenter.segment(np.stack(tensors))
+
+
+class Compositor:
+    """Matte and compose for one stream: a frame and its model mask → the output frame.
+
+    It owns the stream's temporal matte state, which ``MatteMaker.matte`` takes and returns explicitly;
+    one Compositor per stream keeps streams from leaking into each other.
+    """
+
+    def __init__(self, mask: MaskConfig, background: Background, width: int, height: int, layout: str) -> None:
+        self.matte_maker = MatteMaker(mask, width, height, layout)
+        self.background = background
+        self.output_layout = background.output_layout(layout)
+        self.state: np.ndarray | None = None
+
+    def __call__(self, frame: Frame, mask: np.ndarray) -> Frame:
+        matte, self.state = self.matte_maker.matte(mask, frame.image, self.state)
+        return frame.with_image(self.background.compose(frame.image, matte), self.output_layout)
+
+
+class FrameSteps:
+    """Every step for one stream, one frame at a time: what the pipeline's threads do, without threads."""
+
+    def __init__(self, infer: Infer, compositor: Compositor, layout: str = BGR) -> None:
+        self.infer = infer
+        self.compositor = compositor
+        self.layout = layout
+
+    def __call__(self, frame: Frame) -> Frame:
+        frame = conform(frame, self.layout)
+        mask = self.infer.masks([self.infer.preprocess(frame)])[0]
+        return self.compositor(frame, mask)
