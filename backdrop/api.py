@@ -1,0 +1,218 @@
+"""Backdrop from Python: one object for pictures and notebooks, and whole runs described by a RunConfig.
+
+``Backdrop`` composites frames one call at a time (no threads), for apps that own their frame loop.
+``run`` and ``frames`` drive the same threaded pipeline as ``backdrop run``, built in the CLI's order and
+failing with the same errors; ``frames`` hands each output frame to the caller's loop as it is written.
+All of them do their per-frame work through stream/steps.py, so every way of running gives the same picture.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import numpy as np
+
+from backdrop.errors import BackdropError, SourceError
+from backdrop.model.segmenter import load_segmenter
+from backdrop.pixels import BGR
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.config import MaskConfig, RunConfig
+from backdrop.stream.frame import Frame
+from backdrop.stream.pipeline import Pipeline, ProgressCallback
+from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.run_command import write_stats
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.factory import make_sink
+from backdrop.stream.sources.factory import make_source
+from backdrop.stream.steps import Compositor, Infer
+from backdrop.stream.targets import check_targets
+
+STOP_TIMEOUT_S = 30.0  # a stopped run ends within the pipeline's own timeouts; this only guards against a hang
+
+log = logging.getLogger(__name__)
+
+
+class Backdrop:
+    """A model and a background, for compositing BGR frames one at a time.
+
+    Consecutive calls are treated as frames of one video, so ``mask.smoothing`` carries over between them;
+    ``reset()`` starts a new clip. Not thread-safe: use one object per stream.
+    """
+
+    def __init__(
+        self,
+        model: str = "general",
+        *,
+        runtime: str = "auto",
+        background: str = "blur:21",
+        mask: MaskConfig | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.background = parse_background(background)  # a bad spec fails before the model is loaded
+        self.mask = mask or MaskConfig()
+        self.mask.validate()
+        self.infer = Infer(load_segmenter(model, runtime, threads=threads))
+        self.compositor: Compositor | None = None
+        self.size: tuple[int, int] | None = None
+
+    def composite(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (H×W×3 uint8 BGR) on the background: BGR, or BGRA for ``transparent``."""
+        frame = self._frame(image)
+        return self._compositor(frame)(frame, self._mask(frame)).image
+
+    def matte(self, image: np.ndarray) -> np.ndarray:
+        """The alpha matte of ``image`` at its full resolution: H×W float32, 1 = person."""
+        frame = self._frame(image)
+        compositor = self._compositor(frame)
+        matte, compositor.state = compositor.matte_maker.matte(self._mask(frame), frame.image, compositor.state)
+        return matte.full()
+
+    def reset(self) -> None:
+        """Forget the previous frames (temporal smoothing, a background video's position): a new clip starts."""
+        self.compositor = None
+
+    def close(self) -> None:
+        """Release the background's file and the runtime."""
+        self.background.close()
+        self.infer.segmenter.close()
+
+    def __enter__(self) -> Backdrop:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _frame(image: np.ndarray) -> Frame:
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+            return Frame(np.ascontiguousarray(image))
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise BackdropError(f"expected an H×W×3 uint8 BGR image, got a {got}")
+
+    def _mask(self, frame: Frame) -> np.ndarray:
+        return self.infer.masks([self.infer.preprocess(frame)])[0]
+
+    def _compositor(self, frame: Frame) -> Compositor:
+        """The compositor for this frame size; the first frame, a new size or a reset (re)opens the background."""
+        if self.compositor is None or frame.size != self.size:
+            self.size = width, height = frame.size
+            self.background.open(width, height, BGR)
+            self.compositor = Compositor(self.mask, self.background, width, height, BGR)
+        return self.compositor
+
+
+class CallbackSink(Sink):
+    """A sink that hands every output frame (BGR, or BGRA with alpha) to a function."""
+
+    def __init__(self, callback: Callable[[Frame], None]) -> None:
+        self.callback = callback
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        """Nothing to prepare: the callback takes frames of any size."""
+
+    def write(self, frame: Frame) -> None:
+        self.callback(frame)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def describe(self) -> str:
+        return "callback"
+
+
+@contextmanager
+def _pipeline(config: RunConfig, extra: Sequence[Sink], on_progress: ProgressCallback | None) -> Iterator[Pipeline]:
+    """The pipeline ``config`` describes, plus the ``extra`` sinks, with its source and model open.
+
+    Built in the CLI's order (targets, source, background, outputs, model), so bad input fails the same way
+    before anything is written.
+    """
+    config.validate()
+    check_targets(config, config_path=None)
+    source = make_source(config.source)
+    background = parse_background(config.background)
+    outputs = [make_sink(spec, alpha=background.has_alpha, encoder=config.encoder) for spec in config.outputs]
+    model = config.model
+    with source, load_segmenter(model.name, model.runtime, threads=model.threads) as segmenter:
+        yield Pipeline(
+            source,
+            segmenter,
+            background,
+            [*outputs, *extra],
+            mask=config.mask,
+            batch_size=model.batch_size,
+            queue_size=config.pipeline.queue_size,
+            max_frames=config.pipeline.max_frames,
+            on_progress=on_progress,
+        )
+
+
+def _finish(config: RunConfig, pipeline: Pipeline, stats: dict[str, Any]) -> dict[str, Any]:
+    """Add the source's damage to ``stats``, write them where the config says, and fail as the CLI does."""
+    stats["damage"] = damage = getattr(pipeline.source, "damage", None)
+    if config.pipeline.stats_json:
+        write_stats(config.pipeline.stats_json, stats)
+    if damage:
+        raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
+    return stats
+
+
+def run(
+    config: RunConfig,
+    *,
+    on_frame: Callable[[Frame], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run ``config`` as ``backdrop run`` does and return the final stats.
+
+    ``on_frame`` receives every output frame (from a pipeline thread; an exception it raises ends the run);
+    ``on_progress(stats, final)`` receives stats snapshots twice a second. Ctrl-C stops gracefully.
+    """
+    extra = [CallbackSink(on_frame)] if on_frame is not None else []
+    with _pipeline(config, extra, on_progress) as pipeline:
+        stats = pipeline.run()
+    return _finish(config, pipeline, stats)
+
+
+def frames(config: RunConfig) -> Iterator[Frame]:
+    """The output frames of ``config``'s run, in order, while its outputs are written too (use ``null`` for none).
+
+    The pipeline runs on a thread and waits for the loop (a finite source loses no frame). Leaving the loop
+    early (or ``close()`` on a generator you keep) stops the run and joins its threads; an error of the run
+    is raised in the loop.
+    """
+    handoff = StageQueue("frames", config.pipeline.queue_size, drop_oldest=False)
+    # put blocks while the loop is behind and raises QueueClosed once it has left, which ends that sink's stage
+    with _pipeline(config, [CallbackSink(handoff.put)], None) as pipeline:
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(target=_drive, args=(pipeline, handoff, outcome), name="backdrop-frames")
+        worker.start()
+        ended = False
+        try:
+            while not isinstance(item := handoff.get(), EndOfStream):
+                yield item
+            ended = True
+        finally:
+            if not ended:  # the loop was left early: stop reading, and wake a writer blocked on the full queue
+                pipeline.request_stop()
+                handoff.close()
+            worker.join(STOP_TIMEOUT_S)
+            if worker.is_alive():
+                log.warning("the run did not stop within %.0f s; its thread is left running", STOP_TIMEOUT_S)
+    if "error" in outcome:
+        raise outcome["error"]
+    _finish(config, pipeline, outcome["stats"])
+
+
+def _drive(pipeline: Pipeline, handoff: StageQueue, outcome: dict[str, Any]) -> None:
+    """The worker of ``frames``: run the pipeline, keep its stats or error, then end the caller's loop."""
+    try:
+        outcome["stats"] = pipeline.run()
+    except BaseException as e:  # handed to the caller's thread, which re-raises it
+        outcome["error"] = e
+    with suppress(QueueClosed):  # closed: the caller has left the loop
+        handoff.put(END_OF_STREAM)

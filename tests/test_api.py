@@ -1,0 +1,203 @@
+"""The Python API (backdrop.api): the README's example runs as written, and each entry point keeps its promises."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from clips import CLIP_FRAMES, decode
+from photos import ASSETS
+
+from backdrop import Backdrop, MaskConfig, frames, run
+from backdrop.errors import BackdropError, SinkError, SourceError
+from backdrop.stream.config import RunConfig, with_overrides
+from backdrop.stream.demo_clip import read_stamp, write_clip
+from backdrop.stream.frame import Frame
+from backdrop.stream.steps import Infer
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+MARKER = "<!-- api-example -->"
+README_EXAMPLE = """\
+import cv2
+from backdrop import Backdrop, frames, load_config, run
+from backdrop.stream.config import with_overrides
+
+with Backdrop(background="color:#00ff00") as bd:  # one picture, or frames from your own loop
+    photo = cv2.imread("portrait.jpg")
+    cv2.imwrite("green.png", bd.composite(photo))  # BGR in, BGR out
+    alpha = bd.matte(photo)  # float32 H×W, 1 = person
+
+config = with_overrides(load_config("file"), {"source.uri": "talk.mp4", "outputs": ["talk-green.mp4"]})
+stats = run(config)  # what `backdrop run --config file` does, with the same errors
+print(f"{stats['frames_out']} frames at {stats['fps']:.0f} fps")
+
+for frame in frames(with_overrides(config, {"outputs": ["null"]})):  # output frames as they are made
+    if frame.index == 5:
+        cv2.imwrite("frame5.png", frame.image)
+        break  # leaving the loop stops the run
+"""
+
+GREEN = (0, 255, 0)
+CLIP_OVERRIDES = {"outputs": ["null"], "model.runtime": "onnxruntime", "background": "color:#00ff00"}
+
+
+def test_readme_shows_the_example() -> None:
+    text = README.read_text(encoding="utf-8")
+    if MARKER not in text:
+        pytest.skip("README example not added yet")
+    assert README_EXAMPLE in text
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    shutil.copy(ASSETS / "astronaut.jpg", tmp_path / "portrait.jpg")
+    write_clip(tmp_path / "talk.mp4", width=320, height=180, frames=10)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(README_EXAMPLE, "README example", "exec"), namespace)
+    assert capsys.readouterr().out.startswith("10 frames at ")
+    assert cv2.imread("green.png").shape == (384, 384, 3) and namespace["alpha"].shape == (384, 384)
+    assert len(decode(tmp_path / "talk-green.mp4")) == 10
+    assert cv2.imread("frame5.png").shape == (180, 320, 3)
+
+
+def test_import_backdrop_stays_light() -> None:
+    code = "import sys, backdrop; print(sorted({'cv2', 'onnxruntime', 'numpy', 'av'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return cv2.imread(str(ASSETS / "astronaut.jpg"))
+
+
+def sure_regions(segmenter, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sure person, sure background): the model's own mask is confident and its edge is ≥ 8 px away."""
+    infer = Infer(segmenter)
+    frame = Frame(image)
+    alpha = cv2.resize(infer.masks([infer.preprocess(frame)])[0], frame.size, interpolation=cv2.INTER_LINEAR)
+    kernel = np.ones((17, 17), np.uint8)
+    return tuple(cv2.erode(region.astype(np.uint8), kernel).astype(bool) for region in (alpha > 0.9, alpha < 0.1))
+
+
+def test_composite_replaces_the_background_and_keeps_the_person(photo: np.ndarray, segmenter) -> None:
+    person, background = sure_regions(segmenter, photo)
+    assert person.mean() > 0.1 and background.mean() > 0.1  # the photo has plenty of both
+    with Backdrop(runtime="onnxruntime", background="color:#00ff00", threads=1) as bd:
+        out = bd.composite(photo)
+        alpha = bd.matte(photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.abs(out[person].astype(int) - photo[person]).mean() < 2
+    assert np.abs(out[background].astype(int) - GREEN).mean() < 2
+    assert alpha.shape == photo.shape[:2] and alpha.dtype == np.float32
+    assert alpha[person].min() > 0.8 and alpha[background].max() < 0.2
+
+
+def test_transparent_gives_bgra_and_a_new_size_reopens(photo: np.ndarray) -> None:
+    with Backdrop(runtime="onnxruntime", background="transparent", threads=1) as bd:
+        full = bd.composite(photo)
+        small = bd.composite(np.ascontiguousarray(photo[:200, :300]))
+    assert full.shape == (*photo.shape[:2], 4) and small.shape == (200, 300, 4)
+    assert np.array_equal(full[..., :3], photo)  # colour untouched; the alpha carries the cut
+
+
+def test_smoothing_carries_over_frames_until_reset(photo: np.ndarray) -> None:
+    empty = np.full_like(photo, 128)  # a grey frame with nobody in it
+    with Backdrop(runtime="onnxruntime", background="blur:9", mask=MaskConfig(smoothing=0.8), threads=1) as bd:
+        bd.matte(photo)
+        assert bd.matte(empty).max() > 0.5  # the person fades out over frames
+        bd.reset()
+        assert bd.matte(empty).max() < 0.1  # as on a first frame
+
+
+@pytest.mark.parametrize(
+    ("image", "error"),
+    [
+        (np.zeros((4, 4), np.uint8), "uint8 array of shape (4, 4)"),
+        (np.zeros((4, 4, 3), np.float32), "float32 array"),
+        ("photo.jpg", "got a str"),
+    ],
+)
+def test_composite_rejects_what_is_not_a_bgr_image(image: object, error: str) -> None:
+    with (
+        Backdrop(runtime="onnxruntime", threads=1) as bd,
+        pytest.raises(BackdropError, match=re.escape(error)),
+    ):
+        bd.composite(image)
+
+
+def test_bad_arguments_fail_before_the_model_loads() -> None:
+    with pytest.raises(BackdropError, match="blur size"):
+        Backdrop(background="blur:4")
+    with pytest.raises(BackdropError, match=r"mask\.smoothing"):
+        Backdrop(mask=MaskConfig(smoothing=1.5))
+
+
+def clip_config(clip: Path, **overrides: object) -> RunConfig:
+    return with_overrides(RunConfig(), {"source.uri": str(clip), **CLIP_OVERRIDES, **overrides})
+
+
+def test_frames_yields_every_frame_in_order(stamped_clip: Path) -> None:
+    seen = [(frame.index, read_stamp(frame.image)) for frame in frames(clip_config(stamped_clip))]
+    assert seen == [(i, i) for i in range(CLIP_FRAMES)]
+
+
+def new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since ``before`` that are still running once each has had time to finish."""
+    started = set(threading.enumerate()) - before
+    for thread in started:
+        thread.join(timeout=10)
+    return [thread for thread in started if thread.is_alive()]
+
+
+@pytest.mark.parametrize("source", ["stamped", "testsrc:160x120@30,live"])
+def test_leaving_the_loop_stops_the_run(source: str, stamped_clip: Path) -> None:
+    """A finite clip (the writer is blocked on the full hand-off) and an endless live source both stop."""
+    config = clip_config(stamped_clip if source == "stamped" else source, **{"pipeline.queue_size": 1})
+    before = set(threading.enumerate())
+    for frame in frames(config):
+        if frame.index == 3:
+            break
+    assert not any(thread.name == "backdrop-frames" for thread in threading.enumerate())  # joined before break ends
+    assert new_threads(before) == []
+
+
+def test_an_error_of_the_run_is_raised_in_the_loop(stamped_clip: Path, tmp_path: Path) -> None:
+    config = clip_config(stamped_clip, outputs=[str(tmp_path / "missing" / "out.mp4")])
+    before = set(threading.enumerate())
+    with pytest.raises(SinkError, match="does not exist"):
+        for _ in frames(config):
+            pass
+    assert new_threads(before) == []
+
+
+def test_run_hands_every_frame_to_on_frame(tmp_path: Path) -> None:
+    received: list[Frame] = []
+    progress: list[bool] = []
+    config = clip_config("testsrc:160x120,frames=12", **{"pipeline.stats_json": str(tmp_path / "stats.json")})
+    stats = run(config, on_frame=received.append, on_progress=lambda stats, final: progress.append(final))
+    assert len(received) == stats["frames_out"] == 12
+    assert [frame.index for frame in received] == list(range(12))
+    assert received[0].image.shape == (120, 160, 3) and progress[-1] is True
+    assert '"frames_out": 12' in (tmp_path / "stats.json").read_text()
+
+
+def test_an_exception_in_on_frame_ends_the_run() -> None:
+    def explode(frame: Frame) -> None:
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        run(clip_config("testsrc:160x120,frames=12"), on_frame=explode)
+
+
+@pytest.mark.parametrize("entry", [run, lambda config: list(frames(config))], ids=["run", "frames"])
+def test_a_bad_source_raises_source_error(entry, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"missing\.mp4"):
+        entry(clip_config(tmp_path / "missing.mp4"))
