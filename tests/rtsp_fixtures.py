@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from backdrop.benchmarks.rtsp_servers import HOST, LineWatcher, Publisher, Relay, relay_available, stop_process  # noqa: F401
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 
@@ -74,7 +75,7 @@ class FrameFeeder:
     def _feed(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            self._sink.write(self._frame(self.written))
+            self._sink.write(Frame(self._frame(self.written)))
             self.written += 1
             next_at += self._period
             self._stop.wait(max(0.0, next_at - time.monotonic()))  # pacing, like a camera

@@ -18,6 +18,7 @@ import pytest
 from rtsp_fixtures import FrameFeeder, free_port, wait_until
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
 from backdrop.stream.sources.network import NetworkSource
 
@@ -114,13 +115,42 @@ def test_a_stalled_viewer_neither_slows_the_writer_nor_the_other_viewers(preview
         healthy.close()
 
 
+def gray(level: int) -> np.ndarray:
+    """A flat frame whose level survives JPEG, so a decoded frame tells which one it was."""
+    return np.full((240, 320, 3), level, np.uint8)
+
+
+def fetch_frame_level(preview: PreviewSink) -> int:
+    jpeg = urllib.request.urlopen(preview.url + "frame.jpg", timeout=5).read()
+    return int(np.median(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)))
+
+
+def test_frame_jpg_is_the_newest_frame_even_when_nobody_watches_the_stream(preview: PreviewSink) -> None:
+    levels = iter(range(20, 250, 10))
+    for _ in range(3):  # each round: several frames nobody watched, then a snapshot
+        for _ in range(4):
+            newest = next(levels)
+            preview.write(Frame(gray(newest)))
+        assert abs(fetch_frame_level(preview) - newest) <= 2
+    assert json.loads(urllib.request.urlopen(preview.url + "stats.json", timeout=5).read())["viewers"] == 0
+
+
+def test_counts_frames_a_stream_viewer_skipped(preview: PreviewSink) -> None:
+    preview.write(Frame(gray(10)))
+    seq, _ = preview.newer_jpeg(0)
+    for level in (20, 30, 40):  # the viewer is busy sending: two of these never reach it
+        preview.write(Frame(gray(level)))
+    assert preview.newer_jpeg(seq)[0] == seq + 3
+    assert preview.counters() == {"dropped": 2}
+
+
 def test_stats_endpoint_reports_pipeline_stats_and_staleness(preview: PreviewSink) -> None:
     def stats() -> dict:
         return json.loads(urllib.request.urlopen(preview.url + "stats.json", timeout=5).read())
 
     assert stats()["stalled"] is True  # no frame yet: the page shows its "Reconnecting…" card
     preview.update_stats({"fps": 29.7, "latency_ms": {"p50": 41.0, "p95": 63.0}, "dropped": 2, "reconnects": 1})
-    preview.write(np.zeros((240, 320, 3), np.uint8))
+    preview.write(Frame(np.zeros((240, 320, 3), np.uint8)))
     current = stats()
     assert current["fps"] == 29.7 and current["reconnects"] == 1 and current["latency_ms"]["p50"] == 41.0
     assert current["stalled"] is False and current["frame_age_s"] < 2.0
@@ -158,7 +188,7 @@ def test_ffmpeg_reads_the_mjpeg_stream_and_reconnects_after_a_preview_restart() 
     with FrameFeeder(first, 320, 240, bgr=RED):
         reader = NetworkSource(f"http://127.0.0.1:{port}/stream.mjpg", max_backoff_s=1.0)
         reader.open()
-        assert np.median(reader.read().reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
+        assert np.median(reader.read().image.reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
     first.close()
     try:
         wait_until(lambda: not reader.connected, 5, "the reader to notice the preview went away")
@@ -166,7 +196,7 @@ def test_ffmpeg_reads_the_mjpeg_stream_and_reconnects_after_a_preview_restart() 
         second.open(320, 240, 30.0)
         with second, FrameFeeder(second, 320, 240, bgr=(200, 0, 0)):
             deadline = time.monotonic() + 10
-            frame = reader.read()
+            frame = reader.read().image
             assert time.monotonic() < deadline
             assert np.median(frame.reshape(-1, 3), axis=0) == pytest.approx((200, 0, 0), abs=10)
             assert reader.reconnects == 1

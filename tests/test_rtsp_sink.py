@@ -39,7 +39,7 @@ def probe(url: str, seconds: float = 2.0) -> dict:
 def read_back(url: str, count: int) -> tuple[list[np.ndarray], float]:
     """``count`` frames decoded from ``url`` and the frame rate the stream declares."""
     with NetworkSource(url) as reader:
-        return [reader.read() for _ in range(count)], reader.fps
+        return [reader.read().image for _ in range(count)], reader.fps
 
 
 def test_publishes_h264_at_the_source_rate(relay: Relay) -> None:
@@ -96,7 +96,8 @@ def test_republishes_when_the_server_comes_back(caplog: pytest.LogCaptureFixture
             second.stop()
         assert sink.reconnects == 1 and "reconnected (reconnect 1)" in caplog.text
         assert feeder.written > written_while_down  # the writer never stalled while the server was away
-        assert sink.dropped > 0  # frames during the outage were dropped, not queued
+        counters = sink.counters()
+        assert counters["dropped"] > 0 and counters["reconnects"] == 1  # outage frames were dropped, not queued
 
 
 def test_close_returns_even_when_the_server_hangs(relay: Relay) -> None:

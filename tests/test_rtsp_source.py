@@ -26,7 +26,7 @@ DETECTION_SLACK_S = 1.5  # the watchdog wakes on time; a starved CI machine may 
 
 
 def read_frames(source: NetworkSource, count: int) -> list[np.ndarray]:
-    return [source.read() for _ in range(count)]
+    return [source.read().image for _ in range(count)]
 
 
 def open_in_background(source: NetworkSource) -> tuple[threading.Thread, list[BaseException]]:
@@ -49,8 +49,10 @@ def test_reads_live_moving_frames(relay: Relay, publisher: Publisher, transport:
     source = NetworkSource(relay.play_url("cam"), transport=transport)
     with source:
         frames = read_frames(source, 20)
-        assert source.connected
+        assert source.connected and source.live
         assert source.fps == pytest.approx(30.0)
+        # nobody reads now: the receiver keeps only the newest frame and counts the ones it replaced
+        wait_until(lambda: source.counters()["dropped"] >= 5, 5, "unread frames to be counted as dropped")
     assert all(frame.shape == (240, 320, 3) and frame.dtype == np.uint8 for frame in frames)
     # testsrc2 moves every frame: a stale or repeated frame would be identical to its predecessor
     assert all(np.any(a != b) for a, b in itertools.pairwise(frames))
@@ -80,10 +82,10 @@ def test_detects_dead_or_frozen_publisher_and_resumes(
         restarted = Publisher(relay.publish_url("cam")).start()
         try:
             restarted_at = time.monotonic()
-            frame = source.read()  # blocks until the reconnection delivers
+            frame = source.read().image  # blocks until the reconnection delivers
             assert time.monotonic() - restarted_at < 5.0
             assert frame.shape == (240, 320, 3)
-            assert source.reconnects == 1
+            assert source.reconnects == source.counters()["reconnects"] == 1
             assert "reconnected after" in caplog.text
         finally:
             restarted.stop()
@@ -92,7 +94,7 @@ def test_detects_dead_or_frozen_publisher_and_resumes(
 def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="backdrop.stream.sources.network")
     port = free_port()
-    source = NetworkSource(f"rtsp://{HOST}:{port}/cam/out", max_backoff_s=1.0)
+    source = NetworkSource(f"rtsp://{HOST}:{port}/cam/out", max_backoff_s=1.0, open_retries=20)
     opener, errors = open_in_background(source)
     wait_until(lambda: "retrying in 1.0 s (attempt 3)" in caplog.text, 15, "three connection attempts")
     assert "cannot connect (Connection refused); retrying in 0.5 s (attempt 1)" in caplog.text
@@ -104,7 +106,7 @@ def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest
     try:
         opener.join(20)
         assert not opener.is_alive() and not errors, "open() did not succeed once the server came up"
-        assert source.read().shape == (240, 320, 3)
+        assert source.read().image.shape == (240, 320, 3)
         assert source.reconnects == 0  # never connected before: this is the first connection, not a reconnect
     finally:
         source.close()
@@ -114,7 +116,7 @@ def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest
 
 def test_close_interrupts_a_pending_open_promptly(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="backdrop.stream.sources.network")
-    source = NetworkSource(f"rtsp://{HOST}:{free_port()}/cam/out")
+    source = NetworkSource(f"rtsp://{HOST}:{free_port()}/cam/out", open_retries=20)
     opener, errors = open_in_background(source)
     wait_until(lambda: "cannot connect" in caplog.text, 10, "a failed connection attempt")
     started = time.monotonic()
@@ -174,6 +176,8 @@ def test_wrong_credentials_fail_at_once_with_one_masked_line() -> None:
         ("rtsp://cam/x", {"transport": "sctp"}, "unknown RTSP transport"),
         ("rtsp://cam/x", {"read_timeout_s": 0}, "read timeout must be positive"),
         ("rtsp://cam/x", {"max_backoff_s": -1}, "backoff timeout must be positive"),
+        ("rtsp://cam/x", {"open_retries": -1}, "open retries must be 0 or more"),
+        ("rtsp://cam/x", {"give_up_after_s": 0}, "give-up time must be positive"),
     ],
 )
 def test_rejects_bad_settings(url: str, kwargs: dict, message: str) -> None:

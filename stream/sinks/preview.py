@@ -1,9 +1,10 @@
 """A browser preview: ``--output http://127.0.0.1:8080`` serves a page with the live MJPEG stream and stats.
 
-The pipeline must never wait for a viewer. ``write()`` only swaps the newest frame into a slot; one encoder
-thread turns it into a JPEG (only while someone watches), and every viewer thread sends whatever JPEG is newest
-when its socket is ready again — so a slow viewer skips frames instead of slowing the run, and ten viewers
-cost one encode per frame, not ten. It binds 127.0.0.1 unless the URL names another address.
+The pipeline must never wait for a viewer. ``write()`` only swaps the newest frame into a slot; every viewer
+thread takes the newest frame when its socket is ready again and the first to ask encodes it as JPEG for all —
+so a slow viewer skips frames instead of slowing the run, ten viewers cost one encode per frame, not ten, nothing
+is encoded while nobody watches, and ``/frame.jpg`` is always the newest frame. It binds 127.0.0.1 unless the
+URL names another address.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
-import numpy as np
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.pixels import to_bgr
+from backdrop.stream.frame import Frame
+from backdrop.stream.latest import LatestSlot
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ BOUNDARY = "backdrop-frame"
 VIEWER_SOCKET_TIMEOUT_S = 30.0  # a viewer that stops reading for this long is dropped
 STALLED_AFTER_S = 2.0  # the page shows the "Reconnecting…" card when no frame came for this long
 THREAD_JOIN_S = 2.0
+FRAME_WAIT_S = 5.0  # /frame.jpg before the first frame: wait this long, then answer 503
 SHUTDOWN_POLL_S = 0.1  # how quickly close() stops the HTTP server
 
 PAGE = """<!doctype html>
@@ -87,17 +91,16 @@ class PreviewSink(Sink):
         self.host = parts.hostname or DEFAULT_HOST
         self.port = DEFAULT_PORT if port is None else port  # 0 picks a free port; see ``port`` after open()
         self.jpeg_quality = jpeg_quality
-        self._changed = threading.Condition()
-        self._closing = False
-        self._image: np.ndarray | None = None
-        self._image_seq = 0
+        self._images: LatestSlot[Frame] = LatestSlot()
         self._image_at: float | None = None
-        self._jpeg: bytes | None = None
-        self._jpeg_seq = 0
+        self._jpeg: tuple[int, bytes] | None = None  # (frame number, JPEG) encoded last
+        self._encoding = threading.Lock()  # one encode per frame, however many viewers ask for it
+        self._lock = threading.Lock()  # guards the viewer count, counters and stats
         self._viewers = 0
+        self._skipped = 0
         self._stats: dict[str, Any] = {}
         self._server: ThreadingHTTPServer | None = None
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -112,87 +115,74 @@ class PreviewSink(Sink):
         except OSError as e:
             raise SinkError(f"cannot serve the preview on {self.url}: {e.strerror or e}") from e
         self.port = self._server.server_address[1]
-        self._threads = [
-            threading.Thread(
-                target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="preview-http", daemon=True
-            ),
-            threading.Thread(target=self._encode_loop, name="preview-jpeg", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="preview-http", daemon=True
+        )
+        self._thread.start()
         if self.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("the preview on %s is reachable from other machines", self.url)
         log.info("preview at %s", self.url)
 
-    def write(self, image: np.ndarray) -> None:
-        with self._changed:
-            self._image = image  # not copied: the pipeline hands sinks a new array per frame and never changes it
-            self._image_seq += 1
-            self._image_at = time.monotonic()
-            self._changed.notify_all()
+    def write(self, frame: Frame) -> None:
+        self._images.put(frame)  # not copied: the pipeline hands sinks a new frame each time and never changes it
+        self._image_at = time.monotonic()
 
     def update_stats(self, stats: dict[str, Any]) -> None:
-        with self._changed:
+        with self._lock:
             self._stats = dict(stats)
 
+    def counters(self) -> dict[str, int]:
+        """Frames /stream.mjpg viewers skipped because they (or the encoder) were slower than the run, summed."""
+        return {"dropped": self._skipped}
+
     def close(self) -> None:
-        with self._changed:
-            if self._closing:
-                return
-            self._closing = True
-            self._changed.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(THREAD_JOIN_S)
-
-    # -- encoder ---------------------------------------------------------------------------------------
-
-    def _encode_loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._closing and (self._viewers == 0 or self._image_seq == self._jpeg_seq):
-                    self._changed.wait()
-                if self._closing:
-                    return
-                seq, image = self._image_seq, self._image
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            if not ok:
-                log.warning("cannot encode a preview frame as JPEG")
-                continue
-            with self._changed:
-                self._jpeg, self._jpeg_seq = jpeg.tobytes(), seq
-                self._changed.notify_all()
+        self._images.close()  # wakes every viewer waiting for a frame
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(THREAD_JOIN_S)
 
     # -- used by the request handlers ------------------------------------------------------------------
 
     @contextmanager
     def viewer(self) -> Iterator[None]:
-        """Counts a viewer for as long as it is connected, so frames are only encoded while watched."""
-        with self._changed:
+        """Counts a /stream.mjpg viewer for as long as it is connected (the stats show it)."""
+        with self._lock:
             self._viewers += 1
-            self._changed.notify_all()
         try:
             yield
         finally:
-            with self._changed:
+            with self._lock:
                 self._viewers -= 1
 
-    def newer_jpeg(self, than_seq: int) -> tuple[int, bytes] | None:
-        """Block until a JPEG newer than ``than_seq`` exists; None once the preview closes."""
-        with self._changed:
-            while not self._closing and self._jpeg_seq <= than_seq:
-                self._changed.wait()
-            if self._closing:
-                return None
-            return self._jpeg_seq, self._jpeg
+    def newer_jpeg(self, than_seq: int, timeout: float | None = None) -> tuple[int, bytes] | None:
+        """(number, JPEG) of the newest frame after frame ``than_seq``, waiting for one; None once the preview
+        closes or after ``timeout`` s. Frames between ``than_seq`` (when not 0) and the result count as skipped."""
+        taken = self._images.take(than_seq, timeout)
+        if taken is None:
+            return None
+        seq, frame = taken
+        if than_seq:
+            with self._lock:
+                self._skipped += seq - than_seq - 1
+        with self._encoding:
+            if self._jpeg is None or self._jpeg[0] < seq:  # else another viewer encoded it (or a newer one)
+                self._jpeg = (seq, self._encode(frame))
+            return self._jpeg
+
+    def _encode(self, frame: Frame) -> bytes:
+        image = to_bgr(frame.image, frame.layout)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise SinkError(f"cannot encode a {image.shape[1]}x{image.shape[0]} preview frame as JPEG")
+        return jpeg.tobytes()
 
     def stats_json(self) -> bytes:
-        with self._changed:
-            age = None if self._image_at is None else round(time.monotonic() - self._image_at, 3)
+        age = None if self._image_at is None else round(time.monotonic() - self._image_at, 3)
+        with self._lock:
             stats = {**self._stats, "frame_age_s": age, "stalled": age is None or age > STALLED_AFTER_S}
             stats["viewers"] = self._viewers
         return json.dumps(stats, default=str).encode()
@@ -211,10 +201,9 @@ def _handler_for(preview: PreviewSink) -> type[BaseHTTPRequestHandler]:
                 elif route == "/stats.json":
                     self._send(preview.stats_json(), "application/json")
                 elif route == "/frame.jpg":
-                    with preview.viewer():
-                        latest = preview.newer_jpeg(0)
+                    latest = preview.newer_jpeg(0, timeout=FRAME_WAIT_S)
                     if latest is None:
-                        self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "preview closing")
+                        self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet, or the preview is closing")
                     else:
                         self._send(latest[1], "image/jpeg")
                 elif route == "/stream.mjpg":
@@ -223,6 +212,8 @@ def _handler_for(preview: PreviewSink) -> type[BaseHTTPRequestHandler]:
                     self.send_error(HTTPStatus.NOT_FOUND)
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 log.debug("preview viewer %s went away", self.client_address[0])
+            except SinkError as e:
+                log.warning("%s", e)
 
         def _send(self, body: bytes, content_type: str) -> None:
             self.send_response(HTTPStatus.OK)

@@ -15,15 +15,17 @@ from fractions import Fraction
 from urllib.parse import urlsplit
 
 import av
-import numpy as np
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.pixels import to_bgr
+from backdrop.stream.backoff import Backoff
+from backdrop.stream.frame import Frame
+from backdrop.stream.latest import LatestSlot
 from backdrop.stream.redact import mask_credentials, masked_reason
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
-INITIAL_BACKOFF_S = 0.5
 # ultrafast + zerolatency: no lookahead, no B-frames, sliced threads — the encoder adds no frames of delay.
 # repeat-headers puts SPS/PPS in-band before every keyframe so readers can join any time on any server.
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "repeat-headers=1:scenecut=0"}
@@ -47,12 +49,10 @@ class RtspSink(Sink):
         self.max_backoff_s = max_backoff_s
         self.gop_s = gop_s
         self.reconnects = 0
-        self.dropped = 0
         self.connected = False
         self._geometry: tuple[int, int, float] | None = None
-        self._slot: np.ndarray | None = None
-        self._changed = threading.Condition()
-        self._stop = threading.Event()
+        self._frames: LatestSlot[Frame] = LatestSlot()
+        self._outage_drops = 0  # frames taken while the server was away (written by the publisher thread only)
         self._publisher: threading.Thread | None = None
 
     def describe(self) -> str:
@@ -68,70 +68,56 @@ class RtspSink(Sink):
         self._publisher = threading.Thread(target=self._publish, args=(connection,), name="rtsp-out", daemon=True)
         self._publisher.start()
 
-    def write(self, image: np.ndarray) -> None:
-        with self._changed:
-            if self._slot is not None:
-                self.dropped += 1
-            self._slot = image
-            self._changed.notify()
+    def write(self, frame: Frame) -> None:
+        self._frames.put(frame)
 
     def close(self) -> None:
-        self._stop.set()
-        with self._changed:
-            self._changed.notify_all()
+        self._frames.close()
         if self._publisher is not None and self._publisher is not threading.current_thread():
             self._publisher.join(self.timeout_s + 1.0)  # bounded: a hung server cannot hang shutdown
+
+    def counters(self) -> dict[str, int]:
+        """Frames not sent (replaced before the encoder took them, or during an outage) and reconnections."""
+        return {"dropped": self._frames.overwritten + self._outage_drops, "reconnects": self.reconnects}
 
     # -- publisher thread -------------------------------------------------------------------------------
 
     def _publish(self, connection: _Connection | None) -> None:
-        failures = 0
+        backoff = Backoff(max_s=self.max_backoff_s)
         retry_at = 0.0
+        seq = 0
         try:
-            while True:
-                image = self._next_image()
-                if image is None:
-                    return
+            while (taken := self._frames.take(seq)) is not None:
+                seq, frame = taken
                 if connection is None:
                     if time.monotonic() < retry_at:
-                        self._count_drop()
+                        self._outage_drops += 1
                         continue
                     try:
                         connection = self._connect()
                     except SinkError as e:
-                        delay = min(self.max_backoff_s, INITIAL_BACKOFF_S * 2**failures)
-                        failures += 1
+                        delay = backoff.next_delay()
                         retry_at = time.monotonic() + delay
-                        log.warning("%s; retrying in %.1f s (attempt %d)", e, delay, failures)
+                        log.warning("%s; retrying in %.1f s (attempt %d)", e, delay, backoff.failures)
                         continue
-                    failures = 0
+                    backoff.reset()
                     self.reconnects += 1
                     log.warning("%s: reconnected (reconnect %d)", self.describe(), self.reconnects)
                 try:
-                    connection.send(image)
+                    connection.send(frame)
                 except Exception as e:  # any failure of the connection means: drop it and reconnect
                     self.connected = False
                     connection.abort()
                     connection = None
-                    retry_at = time.monotonic() + INITIAL_BACKOFF_S
-                    log.warning("%s: connection lost (%s); reconnecting", self.describe(), masked_reason(e))
+                    delay = backoff.next_delay()
+                    retry_at = time.monotonic() + delay
+                    log.warning(
+                        "%s: connection lost (%s); reconnecting in %.1f s", self.describe(), masked_reason(e), delay
+                    )
         finally:
             self.connected = False
             if connection is not None:
                 connection.finish()
-
-    def _count_drop(self) -> None:
-        with self._changed:
-            self.dropped += 1
-
-    def _next_image(self) -> np.ndarray | None:
-        with self._changed:
-            while self._slot is None and not self._stop.is_set():
-                self._changed.wait()
-            if self._stop.is_set():
-                return None
-            image, self._slot = self._slot, None
-            return image
 
     def _connect(self) -> _Connection:
         width, height, fps = self._geometry
@@ -167,13 +153,12 @@ class _Connection:
         self.started_at = time.monotonic()
         self.last_pts = -1
 
-    def send(self, image: np.ndarray) -> None:
-        bgr = np.ascontiguousarray(image[..., :3])  # RTSP carries no alpha
-        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+    def send(self, frame: Frame) -> None:
+        picture = av.VideoFrame.from_ndarray(to_bgr(frame.image, frame.layout), format="bgr24")  # no alpha in RTSP
         self.last_pts = max(self.last_pts + 1, round((time.monotonic() - self.started_at) / self.time_base))
-        frame.pts = self.last_pts
-        frame.time_base = self.time_base
-        for packet in self.stream.encode(frame):
+        picture.pts = self.last_pts
+        picture.time_base = self.time_base
+        for packet in self.stream.encode(picture):
             self.container.mux(packet)
 
     def finish(self) -> None:

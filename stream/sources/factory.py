@@ -23,6 +23,8 @@ def make_source(config: SourceConfig) -> Source:
             open_timeout_s=config.open_timeout_s,
             read_timeout_s=config.read_timeout_s,
             max_backoff_s=config.max_backoff_s,
+            open_retries=config.open_retries,
+            give_up_after_s=config.give_up_after_s,
         )
     if uri == "testsrc" or uri.startswith("testsrc:"):
         from backdrop.stream.sources.testsrc import TestSource

@@ -1,12 +1,19 @@
 """Live input from RTSP cameras, media servers and HTTP streams (MJPEG, HLS, any URL FFmpeg opens).
 
-A dropped connection must never end a run. Each connection attempt runs in its own receiver thread; a
-supervisor thread is the watchdog: it tracks the time of the last decoded frame and abandons a receiver
-that stalls for ``read_timeout_s``. FFmpeg's own timeouts are not enough on their own — they restart with
-every packet, so a relay that trickles one stale packet after the publisher died keeps a reader alive, and
-cv2 goes further and returns stale frames for 30 s. An abandoned receiver exits by itself once its blocking
-call returns (bounded by the FFmpeg timeouts); the supervisor does not wait for it but reconnects with capped
-exponential backoff, so ``close()`` never hangs. Only the newest frame is kept: a live source must not queue.
+A wrong URL must fail at once, and a dropped connection must never end a run. Until the stream has delivered
+its first frame a failure is retried only ``open_retries`` times, then reported: a closed port, a 404 or an
+HTML page do not fix themselves. Once it has played, outages are retried forever (or for ``give_up_after_s``).
+
+Each connection attempt runs in its own receiver thread; a supervisor thread is the watchdog: it tracks the
+time of the last decoded frame and abandons a receiver that stalls for ``read_timeout_s``. FFmpeg's own
+timeouts are not enough on their own — they restart with every packet, so a relay that trickles one stale
+packet after the publisher died keeps a reader alive, and cv2 goes further and returns stale frames for 30 s.
+An abandoned receiver exits by itself once its blocking call returns (bounded by the FFmpeg timeouts); the
+supervisor does not wait for it but reconnects with capped exponential backoff, so ``close()`` never hangs.
+Only the newest frame is kept: a live source must not queue.
+
+A finite file served over HTTP (FFmpeg reports a duration and the format is not a live one) is no live
+stream: ``read()`` decodes it in the caller's thread at the pipeline's pace, every frame once, and it ends.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import av
@@ -21,25 +29,29 @@ import cv2
 import numpy as np
 
 from backdrop.errors import ConfigError, SourceError
+from backdrop.stream.backoff import Backoff
+from backdrop.stream.frame import Frame
+from backdrop.stream.latest import LatestSlot
 from backdrop.stream.redact import mask_credentials, masked_reason
 from backdrop.stream.sources.base import Source
 
 log = logging.getLogger(__name__)
 
 TRANSPORTS = ("tcp", "udp")
-INITIAL_BACKOFF_S = 0.5
 FALLBACK_FPS = 30.0
 PLAUSIBLE_FPS = (1.0, 240.0)
 SUPERVISOR_JOIN_S = 1.0
 # Errors that retrying cannot fix when they happen on the very first connection: report them instead.
 FATAL_ON_FIRST_OPEN = (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError, av.error.ProtocolNotFoundError)
+# Live by nature even when a duration is reported (an RTSP server may announce a range): never a finite file.
+LIVE_FORMATS = frozenset({"rtsp", "rtp", "sdp", "mpjpeg"})
 
 
 class NetworkSource(Source):
-    """Frames from a network stream, reconnecting forever (until ``close()``) when it drops or stalls.
+    """Frames from a network stream, reconnecting (until ``close()``) when it drops or stalls after playing.
 
-    ``reconnects`` counts successful reconnections after the first connection (the pipeline's stats report it),
-    ``connected`` says whether frames are flowing now, ``dropped`` counts frames replaced before being read.
+    ``reconnects`` counts successful reconnections after the first connection, ``connected`` says whether
+    frames are flowing now; ``counters()`` reports reconnects and the frames replaced before being read.
     """
 
     live = True
@@ -52,6 +64,8 @@ class NetworkSource(Source):
         open_timeout_s: float = 5.0,
         read_timeout_s: float = 2.0,
         max_backoff_s: float = 10.0,
+        open_retries: int = 2,
+        give_up_after_s: float | None = None,
     ) -> None:
         if "://" not in url:
             raise ConfigError(f"not a stream URL: {mask_credentials(url)!r} (expected rtsp://… or http://…)")
@@ -60,23 +74,31 @@ class NetworkSource(Source):
         for name, value in (("open", open_timeout_s), ("read", read_timeout_s), ("backoff", max_backoff_s)):
             if value <= 0:
                 raise ConfigError(f"{name} timeout must be positive, got {value}")
+        if open_retries < 0:
+            raise ConfigError(f"open retries must be 0 or more, got {open_retries}")
+        if give_up_after_s is not None and give_up_after_s <= 0:
+            raise ConfigError(f"give-up time must be positive, got {give_up_after_s}")
         self.url = url
         self.transport = transport
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.max_backoff_s = max_backoff_s
+        self.open_retries = open_retries
+        self.give_up_after_s = give_up_after_s
         self.reconnects = 0
         self.connected = False
-        self.dropped = 0  # frames replaced by a newer one before anybody read them
-        self._changed = threading.Condition()
+        self._frames: LatestSlot[np.ndarray] = LatestSlot()
+        self._read_seq = 0
+        self._changed = threading.Condition()  # guards the connection state below
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._generation = 0
         self._ended: str | None = None  # why the current receiver stopped
         self._fatal: SourceError | None = None
-        self._frame: np.ndarray | None = None
-        self._frame_seq = 0
-        self._read_seq = 0
+        self._file: av.container.InputContainer | None = None  # a finite file, decoded by read()
+        self._file_frames: Iterator[av.VideoFrame] = iter(())
+        self._file_lock = threading.Lock()  # close() must not close the file under a read()
+        self._file_index = 0
         self._last_frame_at = 0.0
         self._frames_this_connection = 0
         self._lost_at: float | None = None
@@ -86,33 +108,39 @@ class NetworkSource(Source):
     # -- Source interface -------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Connect (retrying with backoff while the server is unreachable) and wait for the first frame."""
+        """Connect and wait for the first frame (or a finite file); SourceError after ``open_retries`` retries."""
         if self._supervisor is not None:
             return
         self._supervisor = threading.Thread(target=self._supervise, name="network-source-watchdog", daemon=True)
         self._supervisor.start()
         try:
             with self._changed:
-                while self._frame is None and self._fatal is None and not self._stop.is_set():
-                    self._changed.wait()
+                self._changed.wait_for(
+                    lambda: self._size is not None or not self.live or self._fatal is not None or self._stop.is_set()
+                )
         except BaseException:  # Ctrl-C while waiting for a server that is not there: leave no thread behind
             self.close()
             raise
         if self._fatal is not None:
             self.close()
             raise self._fatal
-        if self._frame is None:
+        if self._size is None and self.live:
             raise SourceError(f"{self.describe()}: closed before the first frame arrived")
 
-    def read(self) -> np.ndarray | None:
-        """The newest frame not returned yet; blocks while reconnecting; None once closed."""
-        with self._changed:
-            while self._frame_seq == self._read_seq and not self._stop.is_set():
-                self._changed.wait()
-            if self._stop.is_set():
-                return None
-            self._read_seq = self._frame_seq
-            return self._frame
+    def read(self) -> Frame | None:
+        """The newest frame not returned yet (blocks while reconnecting), or a file's next frame; None at the end.
+
+        Raises SourceError once an outage outlasted ``give_up_after_s``.
+        """
+        if not self.live:
+            return self._read_file()
+        taken = self._frames.take(self._read_seq)
+        if taken is None:
+            if self._fatal is not None and not self._stop.is_set():
+                raise self._fatal
+            return None
+        self._read_seq, image = taken
+        return Frame(image, index=self._read_seq - 1)
 
     def interrupt(self) -> None:
         """A stop during an outage: give up reconnecting so the blocked ``read()`` returns None."""
@@ -121,6 +149,7 @@ class NetworkSource(Source):
     def close(self) -> None:
         """Stop reconnecting and release the connection without waiting on a blocked network call."""
         self._stop.set()
+        self._frames.close()
         with self._changed:
             self._generation += 1
             self.connected = False
@@ -132,6 +161,10 @@ class NetworkSource(Source):
         ):
             self._supervisor.join(SUPERVISOR_JOIN_S)
         # Receivers are not joined: one blocked in FFmpeg sees it was abandoned once its call times out.
+        with self._file_lock:  # waits for a read() in progress, bounded by FFmpeg's read timeout
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     @property
     def fps(self) -> float:
@@ -140,31 +173,64 @@ class NetworkSource(Source):
     def describe(self) -> str:
         return mask_credentials(self.url)
 
+    def counters(self) -> dict[str, int]:
+        """Frames replaced by a newer one before anybody read them, and reconnections after the first one."""
+        return {"dropped": self._frames.overwritten, "reconnects": self.reconnects}
+
     # -- watchdog and reconnect policy ------------------------------------------------------------------
 
     def _supervise(self) -> None:
-        failures = 0
+        backoff = Backoff(max_s=self.max_backoff_s)
         while not self._stop.is_set():
             generation = self._start_receiver()
             reason, delivered = self._watch(generation)
             if reason is None:
                 return
             self._abandon(generation)
-            if self._fatal is not None:
-                return
             if delivered:
-                failures = 0
+                backoff.reset()
                 self._lost_at = time.monotonic()
-            delay = min(self.max_backoff_s, INITIAL_BACKOFF_S * 2**failures)
-            failures += 1
+            error = self._fatal or self._verdict(reason, backoff.failures)
+            if error is not None:
+                self._fail(error)
+                return
+            delay = backoff.next_delay()
+            if self._lost_at is not None and self.give_up_after_s is not None:  # try once more at the deadline
+                delay = min(delay, max(0.0, self._lost_at + self.give_up_after_s - time.monotonic()))
             if delivered:
                 log.warning("%s: stream lost (%s); reconnecting in %.1f s", self.describe(), reason, delay)
             else:
                 log.warning(
-                    "%s: cannot connect (%s); retrying in %.1f s (attempt %d)", self.describe(), reason, delay, failures
+                    "%s: cannot connect (%s); retrying in %.1f s (attempt %d)",
+                    self.describe(),
+                    reason,
+                    delay,
+                    backoff.failures,
                 )
             if self._stop.wait(delay):
                 return
+
+    def _verdict(self, reason: str, failures: int) -> SourceError | None:
+        """The error that ends the source after a failed attempt, or None to retry.
+
+        A stream that never played gets ``open_retries`` quick retries; one that played is retried until
+        ``give_up_after_s`` of continuous outage (forever by default).
+        """
+        if self._lost_at is None:  # no connection has played yet
+            if failures >= self.open_retries:
+                return SourceError(f"cannot open {self.describe()}: {reason}")
+            return None
+        outage = time.monotonic() - self._lost_at
+        if self.give_up_after_s is not None and outage >= self.give_up_after_s:
+            return SourceError(f"{self.describe()}: gave up after {outage:.1f} s without a frame ({reason})")
+        return None
+
+    def _fail(self, error: SourceError) -> None:
+        """End the source: open() or the next read() raises ``error``."""
+        with self._changed:
+            self._fatal = error
+            self._changed.notify_all()
+        self._frames.close()
 
     def _start_receiver(self) -> int:
         with self._changed:
@@ -176,10 +242,11 @@ class NetworkSource(Source):
         return generation
 
     def _watch(self, generation: int) -> tuple[str | None, bool]:
-        """Wait until the receiver ends or stalls: (why, whether it delivered frames); (None, _) once closed."""
+        """Wait until the receiver ends or stalls: (why, whether it delivered frames); (None, _) once closed or
+        once a finite file went to read()."""
         started = time.monotonic()
         with self._changed:
-            while not self._stop.is_set() and self._generation == generation:
+            while not self._stop.is_set() and self._generation == generation and self.live:
                 delivered = self._frames_this_connection > 0
                 if self._ended is not None:
                     return self._ended, delivered
@@ -201,6 +268,36 @@ class NetworkSource(Source):
                 self._generation += 1
             self.connected = False
 
+    def _adopt(self, generation: int, container: av.container.InputContainer, fps: float) -> bool:
+        """Hand a finite file to read(), which decodes it at the pipeline's pace; False if abandoned meanwhile."""
+        with self._changed:
+            if self._generation != generation or self._stop.is_set():
+                return False
+            self._file = container
+            self._file_frames = container.decode(video=0)
+            self._fps = fps
+            self.live = False
+            log.info(
+                "%s: a file of %.1f s, read once at the pipeline's pace",
+                self.describe(),
+                container.duration / av.time_base,
+            )
+            self._changed.notify_all()
+            return True
+
+    def _read_file(self) -> Frame | None:
+        with self._file_lock:
+            if self._file is None:  # closed
+                return None
+            try:
+                frame = next(self._file_frames, None)
+            except av.FFmpegError as e:
+                raise SourceError(f"{self.describe()}: {masked_reason(e)}") from e
+        if frame is None:
+            return None
+        self._file_index += 1
+        return Frame(frame.to_ndarray(format="bgr24"), index=self._file_index - 1, pts_s=frame.time)
+
     # -- one connection (runs in a receiver thread) -----------------------------------------------------
 
     def _receive(self, generation: int) -> None:
@@ -214,6 +311,11 @@ class NetworkSource(Source):
                 raise SourceError("no video stream")
             stream = container.streams.video[0]
             fps = _nominal_fps(stream)
+            if self._size is None and _is_finite(container):
+                container.seek(0)  # nobuffer dropped the packets read while probing: rewind to the first frame
+                if self._adopt(generation, container, fps):
+                    container = None  # read() owns it now
+                return
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     if not self._deliver(generation, frame.to_ndarray(format="bgr24"), fps):
@@ -224,7 +326,8 @@ class NetworkSource(Source):
         except Exception as e:
             self._end(generation, e)
         finally:
-            container.close()
+            if container is not None:
+                container.close()
 
     def _options(self) -> dict[str, str]:
         timeout_us = str(int(self.read_timeout_s * 1_000_000))
@@ -254,10 +357,7 @@ class NetworkSource(Source):
                 )
             if (image.shape[1], image.shape[0]) != self._size:
                 image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)  # sinks keep their geometry
-            if self._frame_seq != self._read_seq and self._frame is not None:
-                self.dropped += 1
-            self._frame = image
-            self._frame_seq += 1
+            self._frames.put(image)
             self._frames_this_connection += 1
             self._last_frame_at = time.monotonic()
             self.connected = True
@@ -273,6 +373,11 @@ class NetworkSource(Source):
                 self._fatal = SourceError(f"cannot open {self.describe()}: {reason}")
             self._ended = reason
             self._changed.notify_all()
+
+
+def _is_finite(container: av.container.InputContainer) -> bool:
+    """A file with an end, not a stream: FFmpeg knows its duration and the format is not a live one."""
+    return bool(container.duration) and LIVE_FORMATS.isdisjoint(container.format.name.split(","))
 
 
 def _nominal_fps(stream: av.video.stream.VideoStream) -> float:
