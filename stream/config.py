@@ -86,12 +86,13 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """H.264 settings of file outputs (libx264 through PyAV)."""
+    """Settings of file outputs: H.264 (libx264 through PyAV), and whether they keep the source's audio."""
 
     preset: str = "ultrafast"
     crf: int = 23
     tune: str | None = None  # e.g. zerolatency (sliced threads: lower latency, lower throughput)
     threads: int = 0  # 0 lets x264 choose
+    audio: bool = True  # a video file source's audio goes into video file outputs
 
     def validate(self) -> None:
         presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")

@@ -12,8 +12,13 @@ from backdrop.stream.sinks.video_file import CONTAINERS
 ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
 
 
-def make_sink(spec: str, *, alpha: bool = False, encoder: EncoderConfig | None = None) -> Sink:
-    """The Sink for ``spec`` (not yet opened); ``alpha`` means frames are BGRA and must stay so."""
+def make_sink(
+    spec: str, *, alpha: bool = False, encoder: EncoderConfig | None = None, audio_from: Path | None = None
+) -> Sink:
+    """The Sink for ``spec`` (not yet opened); ``alpha`` means frames are BGRA and must stay so.
+
+    ``audio_from`` is the source file whose audio a video file output keeps (see stream.audio); others ignore it.
+    """
     if spec == "null":
         from backdrop.stream.sinks.null import NullSink
 
@@ -42,7 +47,7 @@ def make_sink(spec: str, *, alpha: bool = False, encoder: EncoderConfig | None =
     if is_file:
         from backdrop.stream.sinks.video_file import VideoFileSink
 
-        return VideoFileSink(path, alpha=alpha, encoder=encoder)
+        return VideoFileSink(path, alpha=alpha, encoder=encoder, audio_from=audio_from)
     if is_folder:
         from backdrop.stream.sinks.png_folder import PngFolderSink
 

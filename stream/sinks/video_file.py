@@ -1,13 +1,29 @@
 """A video file written with PyAV: H.264 (yuv420p) for .mp4/.mkv/.mov, or an alpha codec for transparent output.
 
-The file is written under a hidden temporary name and moved into place by ``close``, so a run that fails
-or is killed never leaves a half-written file under the requested name; a stopped run (SIGINT) still
-closes the container, leaving a playable file of every frame written so far.
+Names. The file is written under a hidden ``.NAME.PID.partial`` and moved into place by ``close``: a run that
+fails leaves nothing, a stopped one (SIGINT) a finished file of every frame written so far, and none ever
+leaves a half-written file under the requested name.
+
+Crash safety. A killed run (SIGKILL, power loss) leaves its partial playable up to about FRAGMENT_S before
+the kill: MP4/MOV are fragmented (a moof+mdat at every keyframe and at least every FRAGMENT_S), Matroska
+closes a cluster at least as often, and what the muxer writes goes to the OS at once. Fragments need not
+start at a keyframe (the one a frame needs is in an earlier, complete fragment), so the encoder keeps its
+long keyframe interval (one a second makes the demo clip 70 % larger); muxing fragments costs no measurable
+time. Such a partial is the only copy of that recording, so a later run writing the same name keeps it
+and names it in one warning; the process id in each run's partial name keeps it from being overwritten.
+
+Time. Frames that carry the source's timestamp (``pts_s``: files) keep it, shifted so the first frame is
+at 0, on a 1/90000 s clock, so variable-frame-rate input stays variable; frames without one (live
+sources) are numbered at the constant rate given to ``open``.
+
+Audio. Given ``audio_from`` (the source file), its audio is written alongside (stream.sinks.audio_track).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -18,16 +34,34 @@ from backdrop.errors import SinkError
 from backdrop.pixels import BGR, BGRA, I420, bgr_to_i420
 from backdrop.stream.config import EncoderConfig
 from backdrop.stream.frame import Frame
+from backdrop.stream.sinks.audio_track import AudioTrack
 from backdrop.stream.sinks.base import Sink
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
 ALPHA_CODECS = {".mov": ("qtrle", "argb"), ".mkv": ("ffv1", "bgra")}  # (codec, pix_fmt) that keep alpha
+TIME_BASE = Fraction(1, 90000)  # the packets' clock: fine enough for any frame rate, as in MPEG transport streams
+FRAGMENT_S = 1  # most a killed recording loses: fragments and clusters are no longer
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": str(FRAGMENT_S * 10**6)}
+CRASH_SAFE_OPTIONS = {  # per container; flush_packets: written bytes reach the OS now, not when a buffer fills
+    "mp4": {**_FRAGMENTED, "flush_packets": "1"},
+    "mov": {**_FRAGMENTED, "flush_packets": "1"},
+    "matroska": {"cluster_time_limit": str(FRAGMENT_S * 1000), "flush_packets": "1"},
+}
+
+log = logging.getLogger(__name__)
 
 
 class VideoFileSink(Sink):
-    """Encodes frames into one video file at the source's frame rate."""
+    """Encodes frames into one video file at their own timestamps, with the audio of ``audio_from`` if given."""
 
-    def __init__(self, path: str | Path, *, alpha: bool = False, encoder: EncoderConfig | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        alpha: bool = False,
+        encoder: EncoderConfig | None = None,
+        audio_from: Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.alpha = alpha
         self.layouts = (BGRA,) if alpha else (BGR, I420)  # I420 frames go to the encoder untouched
@@ -37,9 +71,13 @@ class VideoFileSink(Sink):
             raise SinkError(f"output {self.path}: unsupported video format (use {', '.join(CONTAINERS)})")
         if alpha and suffix not in ALPHA_CODECS:
             raise SinkError(f"output {self.path}: {suffix} cannot keep transparency; use .mov, .mkv or a PNG folder")
-        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        self.audio_from = audio_from
+        self.partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         self.container: av.container.OutputContainer | None = None
+        self.audio: AudioTrack | None = None
         self.frames = 0
+        self.origin_s: float | None = None  # the first frame's time: it is written at 0
+        self.last_pts = -1
 
     def open(self, width: int, height: int, fps: float) -> None:
         folder = self.path.parent
@@ -49,9 +87,14 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot write {self.path}: it is a folder")
         if not os.access(folder, os.W_OK):
             raise SinkError(f"cannot write {self.path}: permission denied")
+        self._name_leftovers()
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
+        self.frame_s = float(1 / rate)
+        container_format = CONTAINERS[self.path.suffix.lower()]
         try:
-            self.container = av.open(str(self.partial), "w", format=CONTAINERS[self.path.suffix.lower()])
+            self.container = av.open(
+                str(self.partial), "w", format=container_format, container_options=CRASH_SAFE_OPTIONS[container_format]
+            )
             if self.alpha:
                 codec, pix_fmt = ALPHA_CODECS[self.path.suffix.lower()]
                 self.stream = self.container.add_stream(codec, rate=rate)
@@ -66,10 +109,25 @@ class VideoFileSink(Sink):
             # yuv420p needs even dimensions: drop a trailing odd row/column
             self.width, self.height = (width, height) if self.alpha else (width & ~1, height & ~1)
             self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, pix_fmt
+            self.stream.time_base = self.stream.codec_context.time_base = TIME_BASE
+            if self.audio_from is not None:
+                self.audio = AudioTrack(self.audio_from, self.container)
             self.container.start_encoding()  # opens the file and writes the header: fail now, not at frame 1
         except (av.error.FFmpegError, OSError, ValueError) as e:
             self._discard()
             raise SinkError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}") from e
+        except SinkError:
+            self._discard()
+            raise
+
+    def _name_leftovers(self) -> None:
+        """Warn about (and keep) the partial files of runs killed while writing this output."""
+        pattern = f".{glob.escape(self.path.name)}.*partial"
+        leftovers = sorted(
+            str(self.path.with_name(p.name)) for p in self.path.parent.glob(pattern) if p != self.partial
+        )
+        if leftovers:
+            log.warning("found %s from an interrupted run (kept; playable up to the kill)", ", ".join(leftovers))
 
     def write(self, frame: Frame) -> None:
         if self.container is None:
@@ -82,8 +140,16 @@ class VideoFileSink(Sink):
             # OpenCV's BGR→I420 is several times faster than letting swscale convert inside the encoder
             i420 = bgr_to_i420(frame.image[: self.height, : self.width])
             picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        time_s = frame.pts_s if frame.pts_s is not None else self.frames * self.frame_s
+        if self.origin_s is None:
+            self.origin_s = time_s
+        # strictly increasing, as encoders require, even where a damaged source repeats a timestamp
+        self.last_pts = max(round((time_s - self.origin_s) / TIME_BASE), self.last_pts + 1)
+        picture.pts, picture.time_base = self.last_pts, TIME_BASE
         try:
             self.container.mux(self.stream.encode(picture))
+            if self.audio is not None:
+                self.audio.mux_until(time_s + self.frame_s, self.origin_s)
         except (av.error.FFmpegError, OSError) as e:
             raise SinkError(f"writing {self.path} failed: {getattr(e, 'strerror', None) or e}") from e
         self.frames += 1
@@ -94,11 +160,14 @@ class VideoFileSink(Sink):
             return
         try:
             self.container.mux(self.stream.encode(None))
+            if self.audio is not None:
+                self.audio.flush()
             self.container.close()
         except (av.error.FFmpegError, OSError) as e:
             self._discard()
             raise SinkError(f"finishing {self.path} failed: {getattr(e, 'strerror', None) or e}") from e
         self.container = None
+        self._release_audio()
         if self.frames:
             os.replace(self.partial, self.path)
         else:
@@ -109,7 +178,13 @@ class VideoFileSink(Sink):
             with contextlib.suppress(av.error.FFmpegError, OSError):  # the file is being thrown away anyway
                 self.container.close()
             self.container = None
+        self._release_audio()
         self.partial.unlink(missing_ok=True)
+
+    def _release_audio(self) -> None:
+        if self.audio is not None:
+            self.audio.close()
+            self.audio = None
 
     def describe(self) -> str:
         return str(self.path)

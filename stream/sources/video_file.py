@@ -1,5 +1,8 @@
 """A video file decoded with PyAV (threaded decode), read at the pipeline's pace, in the decoder's own I420 when it can.
 
+A file with a display rotation (a phone video stored sideways) is turned upright here, before the model sees
+it, so every frame and output is upright; width and height are those after the turn.
+
 A damaged file is decoded as far as it goes: undecodable packets are skipped, a truncated file ends early,
 and ``damage`` then says what happened so the run can report it after writing every good frame.
 """
@@ -15,6 +18,7 @@ import av
 from backdrop.errors import SourceError
 from backdrop.pixels import BGR, I420
 from backdrop.stream.frame import Frame
+from backdrop.stream.orientation import quarter_turns, upright
 from backdrop.stream.sources.base import Source
 
 AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
@@ -78,6 +82,7 @@ class VideoFileSource(Source):
                 continue
             for frame in frames:
                 image = frame.to_ndarray(format=AV_FORMATS[self.layout])
+                image = upright(image, self.layout, quarter_turns(frame.rotation))
                 yield Frame(image, self.layout, self.decoded, pts_s=frame.time)
                 self.decoded += 1
         self._judge()
