@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 from backdrop import __version__
 from backdrop.benchmarks import cli as bench_cli
@@ -20,8 +22,9 @@ from backdrop.model import train_cli
 from backdrop.stream import run_command
 
 COMMAND_MODULES = (run_command, model_cli, train_cli, bench_cli)
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
+# 0: done. 1 (Python's own): an unexpected exception, a bug. 130/143: stopped by SIGINT/SIGTERM (run_command).
+EXIT_ERROR = 2  # bad input, configuration, source or output: one line
+EXIT_INTERRUPTED = run_command.signal_exit_code(signal.SIGINT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code; without ``argv`` this is the program, which a stopped run ends."""
     # TensorFlow's C++ start-up chatter would bury our one-line errors; users can still opt back in.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Connection events (stream lost, reconnected, preview URL) are part of the user interface.
@@ -41,13 +45,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
     except BackdropError as e:
         print(f"backdrop: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("backdrop: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    if argv is None and code > 128:  # stopped by a signal
+        exit_past_stuck_threads(code)
+    return code
+
+
+def exit_past_stuck_threads(code: int) -> None:
+    """Exit now if a non-daemon thread is still running: interpreter shutdown would wait for it, forever when it
+    is stuck in a call the stop cannot interrupt (a GUI toolkit, a blocked network write)."""
+    others = [thread for thread in threading.enumerate() if thread is not threading.current_thread()]
+    if any(thread.is_alive() and not thread.daemon for thread in others):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Start-up does everything that can fail fast on the caller's thread (first frame, background, sinks) before
 any thread starts. Then the caller's thread only waits: a first Ctrl-C (or ``request_stop``) stops reading
-and lets frames in flight reach the sinks; a second one, or any stage's exception, stops at once. Sinks are
-closed in every case, so files are always finished, and the first error is re-raised.
+and lets frames in flight reach the sinks; a second one (``abort``), or any stage's exception, stops at once.
+A stop has a deadline, so a stage stuck in a call that never returns cannot keep the run alive: it is
+abandoned and the outputs it was not writing to are still closed. The first error is re-raised.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from backdrop.stream.stages import CaptureStage, Control, InferenceStage, SinkSt
 from backdrop.stream.stats import RunStats
 from backdrop.stream.steps import Compositor, Infer, choose_layout, conform
 
+STOP_GRACE_S = 3.0  # after a stop request: how long the frames in flight may take to reach the sinks
+CLOSE_GRACE_S = 1.0  # then how long the outputs may take to finish, so a stop is over within 4 s
 JOIN_TIMEOUT_S = 5.0  # after a failure, how long to wait for stages stuck in a blocking call
+# The waiter wakes at least this often: a signal that the kernel hands to another thread runs its Python handler
+# only when the main thread next runs bytecode, and a lock wait without a timeout would postpone that forever.
+SIGNAL_CHECK_S = 0.2
 SINK_STATS_INTERVAL_S = 1.0
 
 ProgressCallback = Callable[[dict[str, Any], bool], None]
@@ -61,6 +67,7 @@ class Pipeline:
         self.control = Control()
         self.control.stop_hooks.append(source.interrupt)
         self.stats = RunStats(frame_count=self._expected_frames(), counters=[source, *self.sinks])
+        self.unfinished: list[str] = []  # outputs a stopped run could not close: their stage or close hung
 
     def _expected_frames(self) -> int | None:
         total = self.source.frame_count
@@ -69,12 +76,15 @@ class Pipeline:
         return total
 
     def request_stop(self) -> None:
-        """Graceful stop: no new frames are read; those in flight are written. Safe from signal handlers."""
-        self.control.request_stop()
+        """Graceful stop: no new frames are read; those in flight are written within STOP_GRACE_S, then the run is
+        cut short. Safe from signal handlers."""
+        self.control.request_stop(STOP_GRACE_S)
 
-    def abort(self, error: BaseException) -> None:
-        """Immediate stop with ``error`` as the run's outcome."""
-        self.control.fail(error)
+    def abort(self, error: BaseException | None = None) -> None:
+        """Immediate stop: frames in flight are dropped, outputs still closed; ``run()`` raises ``error`` if given."""
+        if error is not None:
+            self.control.fail(error)
+        self.control.request_stop(0.0)
 
     def layout(self) -> str:
         """I420 when the source decodes to it and the background and every sink work in it, else BGR."""
@@ -88,17 +98,20 @@ class Pipeline:
         width, height = first.size
         self.background.open(width, height, layout)
         opened: list[Sink] = []
+        stages: list[Stage] = []
         try:
             for sink in self.sinks:
                 sink.open(width, height, self.source.fps)
                 opened.append(sink)
             compositor = Compositor(self.mask, self.background, width, height, layout)
-            self._run_stages(self._build(first, layout, compositor))
+            stages = self._build(first, layout, compositor)
+            self._run_stages(stages)
         finally:
-            self._close(opened)
+            self._close(opened, stages)
         if self.control.error is not None:
             raise self.control.error
         final = self.stats.snapshot()
+        final["unfinished"] = self.unfinished
         self._report(final, final=True)
         return final
 
@@ -155,29 +168,37 @@ class Pipeline:
         reporter = threading.Thread(target=self._report_loop, args=(reporter_stop,), name="backdrop-stats", daemon=True)
         reporter.start()
         try:
-            self._wait()
+            if not self._wait():
+                self.control.close_queues()  # cut short: stages not stuck leave after their current item
         finally:
             reporter_stop.set()
-            reporter.join()
+            reporter.join(CLOSE_GRACE_S)  # it may be inside a stuck sink's update_stats
 
-    def _wait(self) -> None:
-        """Block until every stage has finished (or, after a failure, until JOIN_TIMEOUT_S has passed)."""
+    def _wait(self) -> bool:
+        """Block until every stage has finished (True) or the deadline has passed (False, some stage is stuck).
+
+        The deadline is the stop request's (STOP_GRACE_S) or JOIN_TIMEOUT_S after a failure; a run that is not
+        stopping has none.
+        """
         control = self.control
-        deadline: float | None = None
+        failed_by: float | None = None
         while True:
             try:
                 with control.finished:
                     if not control.running:
-                        return
-                    if control.error is not None and deadline is None:
-                        deadline = time.monotonic() + JOIN_TIMEOUT_S
+                        return True
+                    if control.error is not None and failed_by is None:
+                        failed_by = time.monotonic() + JOIN_TIMEOUT_S
+                    deadline = min((d for d in (control.deadline, failed_by) if d is not None), default=None)
                     if deadline is not None and time.monotonic() >= deadline:
-                        return  # a stage is stuck in a blocking call; its daemon thread is abandoned
-                    control.finished.wait(None if deadline is None else deadline - time.monotonic())
+                        return False
+                    until = SIGNAL_CHECK_S if deadline is None else deadline - time.monotonic()
+                    control.finished.wait(min(until, SIGNAL_CHECK_S))
             except KeyboardInterrupt as e:  # only when the caller installed no signal handler
                 if control.stop_requested.is_set():
-                    control.fail(e)
-                control.request_stop()
+                    self.abort(e)
+                else:
+                    self.request_stop()
 
     def _report_loop(self, stop: threading.Event) -> None:
         last_sink_update = 0.0
@@ -193,11 +214,47 @@ class Pipeline:
         if self.on_progress is not None:
             self.on_progress(snapshot, final)
 
-    def _close(self, sinks: list[Sink]) -> None:
-        """Close every opened sink and the background; a close failure is reported unless an error came first."""
-        for closable in [*sinks, self.background]:
-            try:
-                closable.close()
-            except Exception as e:  # keep closing the others, then report the first failure
+    def _close(self, sinks: list[Sink], stages: list[Stage]) -> None:
+        """Close every opened sink and the background, each once the stages using it have ended.
+
+        A run that ended by itself closes them here, however long finishing a file takes. A stopped run closes
+        them side by side, all within CLOSE_GRACE_S of its deadline: an output whose stage is stuck (closing
+        under a writer could corrupt it) or whose close hangs is left, and named in ``unfinished``.
+        """
+        parts: list[tuple[Sink | Background, list[Stage]]] = [
+            (sink, [stage for stage in stages if isinstance(stage, SinkStage) and stage.sink is sink]) for sink in sinks
+        ]
+        parts.append((self.background, [stage for stage in stages if not isinstance(stage, SinkStage)]))
+        if self.control.deadline is None and not any(stage.is_alive() for stage in stages):
+            for closable, _ in parts:
+                self._close_one(closable)
+            return
+        close_by = max(time.monotonic(), self.control.deadline or 0.0) + CLOSE_GRACE_S
+        closed: set[int] = set()
+        closers = [
+            threading.Thread(
+                target=self._close_after, args=(closable, users, close_by, closed), name="backdrop-close", daemon=True
+            )
+            for closable, users in parts
+        ]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(max(0.0, close_by - time.monotonic()))
+        self.unfinished = [sink.describe() for sink in sinks if id(sink) not in closed]
+
+    def _close_after(self, closable: Sink | Background, users: list[Stage], close_by: float, closed: set[int]) -> None:
+        """Wait (until ``close_by``) for the stages using ``closable`` to end, then close it; a closer thread."""
+        for stage in users:
+            stage.join(max(0.0, close_by - time.monotonic()))
+        if not any(stage.is_alive() for stage in users):
+            self._close_one(closable)
+            closed.add(id(closable))
+
+    def _close_one(self, closable: Sink | Background) -> None:
+        try:
+            closable.close()
+        except Exception as e:  # keep closing the others, then report the first failure
+            with self.control.lock:
                 if self.control.error is None:
                     self.control.error = e

@@ -2,7 +2,8 @@
 
 Order of work is chosen so bad input fails before anything is written: source (first frame), background,
 model, then outputs. SIGINT/SIGTERM ask the pipeline to stop gracefully (files stay playable); a second
-signal stops at once.
+signal stops at once. A stopped run exits with the signal's code (130, 143), never 0, so ``backdrop run … &&
+upload`` does not publish a truncated file.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="stop after N frames are written")
     parser.add_argument("--stats-json", help="write the final statistics to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="do not show the live progress line")
+    parser.add_argument("--no-audio", action="store_true", help="leave the source file's audio out of video outputs")
     parser.set_defaults(handler=run)
 
 
@@ -56,22 +58,24 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "pipeline.max_frames": args.max_frames,
         "pipeline.stats_json": args.stats_json,
         "pipeline.progress": False if args.no_progress else None,
+        "encoder.audio": False if args.no_audio else None,
     }
     return with_overrides(load_config(args.config), overrides)
 
 
 @contextmanager
 def stop_on_signals(pipeline: Any) -> Iterator[list[int]]:
-    """SIGINT/SIGTERM: the first asks for a graceful stop, the next one aborts the run.
+    """SIGINT/SIGTERM: the first asks for a graceful stop, the next one stops at once; either way the outputs are
+    closed and ``pipeline.run()`` returns.
 
-    Yields the list of signals received, so the caller can tell an interrupted run from a finished one.
+    Yields the list of signals received, so the caller can tell a stopped run from a finished one.
     """
     received: list[int] = []
 
     def handle(signum: int, frame: object) -> None:
         received.append(signum)
         if len(received) > 1:
-            pipeline.abort(KeyboardInterrupt())
+            pipeline.abort()
         else:
             pipeline.request_stop()
 
@@ -81,6 +85,11 @@ def stop_on_signals(pipeline: Any) -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def signal_exit_code(signum: int) -> int:
+    """The shell's code for a process ended by ``signum``: 130 for SIGINT, 143 for SIGTERM."""
+    return 128 + signum
 
 
 def write_stats(path: str, stats: dict[str, Any]) -> None:
@@ -94,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_targets(config, config_path=args.config)
     from backdrop.model.segmenter import load_segmenter
+    from backdrop.stream.audio import audio_source
     from backdrop.stream.compositing.backgrounds import parse_background
     from backdrop.stream.pipeline import Pipeline
     from backdrop.stream.progress import ProgressLine
@@ -102,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     source = make_source(config.source)
     background = parse_background(config.background)
-    sinks = [make_sink(spec, alpha=background.has_alpha, encoder=config.encoder) for spec in config.outputs]
+    audio = audio_source(config)
+    sinks = [make_sink(o, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio) for o in config.outputs]
     with source:
         segmenter = load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads)
         with segmenter:
@@ -121,15 +132,24 @@ def run(args: argparse.Namespace) -> int:
             with stop_on_signals(pipeline) as signals:
                 stats = pipeline.run()
     damage = getattr(source, "damage", None)
+    names = [sink.describe() for sink in sinks]
     stats["damage"] = damage
     stats["interrupted"] = bool(signals)
+    stats["stopped_by"] = signal.Signals(signals[0]).name if signals else None
     if config.pipeline.stats_json:
         write_stats(config.pipeline.stats_json, stats)
     if damage:
         raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
+    if signals:
+        outputs = [f"{name} ({'not finished' if name in stats['unfinished'] else 'finished'})" for name in names]
+        print(
+            f"backdrop: stopped by {stats['stopped_by']} after {stats['frames_out']} frames → " + ", ".join(outputs),
+            file=sys.stderr,
+        )
+        return signal_exit_code(signals[0])
     print(
         f"backdrop: {stats['frames_out']} frames in {stats['elapsed_s']:.1f}s ({stats['fps']:.1f} fps) → "
-        + ", ".join(sink.describe() for sink in sinks),
+        + ", ".join(names),
         file=sys.stderr,
     )
     return 0

@@ -25,22 +25,28 @@ from backdrop.stream.stats import RunStats
 
 
 class Control:
-    """Shared run state: the graceful-stop flag, the first error, and the queues to close on failure."""
+    """Shared run state: the stop flag and deadline, the first error, and the queues to close to cut the run."""
 
     def __init__(self) -> None:
         self.stop_requested = threading.Event()
         self.error: BaseException | None = None
+        self.deadline: float | None = None  # once a stop has a grace: when stages still running are cut off
         self.queues: list[StageQueue] = []
-        self.lock = threading.RLock()  # re-entrant: a signal handler may call fail() while the waiter holds it
+        self.lock = threading.RLock()  # re-entrant: a signal handler may call in while the waiter holds it
         self.finished = threading.Condition(self.lock)
         self.running = 0
         self.stop_hooks: list[Callable[[], None]] = []
 
-    def request_stop(self) -> None:
-        """Stop reading new frames; frames already in flight are still written."""
+    def request_stop(self, grace_s: float | None = None) -> None:
+        """Stop reading new frames; frames already in flight are still written, for at most ``grace_s`` if given."""
         with self.lock:
             first = not self.stop_requested.is_set()
             self.stop_requested.set()
+            if grace_s is not None:
+                deadline = time.monotonic() + grace_s
+                if self.deadline is None or deadline < self.deadline:
+                    self.deadline = deadline
+                    self.finished.notify_all()  # the waiter may be asleep on the later deadline
         if first and self.stop_hooks:
             # Hooks may block (closing a network connection); signal handlers call this, so run them aside.
             threading.Thread(target=self._run_stop_hooks, name="backdrop-stop-hooks", daemon=True).start()
@@ -55,6 +61,10 @@ class Control:
             if self.error is None:
                 self.error = error
         self.request_stop()
+        self.close_queues()
+
+    def close_queues(self) -> None:
+        """Drop the frames in flight and wake every thread blocked on a queue: each stage then ends."""
         for queue in self.queues:
             queue.close()
 

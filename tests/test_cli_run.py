@@ -1,71 +1,107 @@
-"""``backdrop run`` as users call it: bad input is one line and exit 2, SIGINT leaves a playable file."""
+"""``backdrop run`` as users call it: bad input is one line and exit 2; a signal stops it with the signal's code
+(130, 143) and playable files."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import selectors
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import cv2
 import pytest
 from clips import decode, error_lines, run_cli
 
+from backdrop.benchmarks.rtsp_servers import LineWatcher, stop_process
 from backdrop.stream.demo_clip import read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def backdrop_process(*args: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "backdrop.cli", *map(str, args)],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+def start(*command: object) -> tuple[subprocess.Popen[str], LineWatcher]:
+    """``command`` as a child process, its stderr collected line by line."""
+    process = subprocess.Popen(
+        [*map(str, command)], cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
+    return process, LineWatcher(process.stderr)
 
 
-def wait_for_line(process: subprocess.Popen[str], predicate, timeout: float) -> list[str]:
-    """Read stderr lines until one satisfies ``predicate``; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = process.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if predicate(line):
-                return lines
-    process.kill()
-    pytest.fail(f"no matching line within {timeout}s; got {lines!r}")
+def wait_for_frames(stderr: LineWatcher) -> None:
+    """Block until the progress line shows frames written (not only a started run)."""
+    for seen in itertools.count(1):
+        if not stderr.wait_for(" frames ", timeout=60, occurrences=seen).startswith("0 frames"):
+            return
+
+
+def finish(process: subprocess.Popen[str], stderr: LineWatcher, timeout: float) -> list[str]:
+    """Wait for the child to exit; its stderr lines. Fails (and kills it) after ``timeout`` seconds."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(process)
+        pytest.fail(f"still running {timeout} s later; stderr:\n{stderr.text()}")
+    stderr.join(5)
+    return stderr.lines
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_run_leaves_a_playable_file(tmp_path: Path, signum: int) -> None:
-    output = tmp_path / "live.mp4"
-    process = backdrop_process(
-        "run", "--source", "testsrc:320x240@30,live", "--background", "blur:15", "--output", output,
-        "--runtime", "onnxruntime", "--stats-json", tmp_path / "stats.json",
+def test_a_signal_stops_the_run_with_its_code_and_finished_outputs(tmp_path: Path, signum: int) -> None:
+    video, frames = tmp_path / "live.mp4", tmp_path / "frames"
+    process, stderr = start(
+        sys.executable, "-m", "backdrop", "run", "--source", "testsrc:320x240@30,live", "--background", "blur:15",
+        "--output", video, "--output", f"{frames}/", "--runtime", "onnxruntime", "--stats-json", tmp_path / "s.json",
     )  # fmt: skip
     try:
-        wait_for_line(process, lambda line: "frames" in line and not line.startswith("0 frames"), timeout=60)
+        wait_for_frames(stderr)
         process.send_signal(signum)
-        _, err = process.communicate(timeout=30)
+        lines = finish(process, stderr, timeout=30)
     finally:
-        process.kill()
-    assert process.returncode == 0, err
-    assert "Traceback" not in err
-    frames = decode(output)
-    assert len(frames) >= 1
+        stop_process(process)
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, lines  # 130, 143: a script's `&&` does not go on
+    (line,) = error_lines("\n".join(lines))  # no success line, no traceback
+    stopped = re.fullmatch(rf"backdrop: stopped by {name} after (\d+) frames → (.*)", line)
+    assert stopped, line
+    written = int(stopped.group(1))
+    assert written >= 1 and stopped.group(2) == f"{video} (finished), {frames}/ (finished)"
+    assert len(decode(video)) == written  # the file is playable, with every frame the line counts
+    pngs = sorted(frames.iterdir())
+    assert [p.name for p in pngs] == [f"frame_{i:06d}.png" for i in range(written)]  # no temporary files left
+    assert all(cv2.imread(str(p)) is not None for p in pngs)
     assert not list(tmp_path.glob(".*partial"))
-    assert '"interrupted": true' in (tmp_path / "stats.json").read_text()
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["interrupted"] is True and stats["stopped_by"] == name and stats["frames_out"] == written
+
+
+def test_max_frames_ends_with_success(tmp_path: Path) -> None:
+    process, stderr = start(
+        sys.executable, "-m", "backdrop", "run", "--source", "testsrc:320x240@30,live", "--output",
+        tmp_path / "out.mp4", "--max-frames", 5, "--runtime", "onnxruntime", "--no-progress",
+    )  # fmt: skip
+    lines = finish(process, stderr, timeout=60)
+    assert process.returncode == 0, lines
+    (line,) = error_lines("\n".join(lines))
+    assert line.startswith("backdrop: 5 frames in ")
+    assert len(decode(tmp_path / "out.mp4")) == 5
+
+
+def test_png_folder_with_frames_of_an_earlier_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stamped_clip: Path
+) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    earlier = {name: name.encode() for name in ("frame_000000.png", "frame_000001.png", "notes.txt")}
+    for name, data in earlier.items():
+        (folder / name).write_bytes(data)
+    code, err = run_cli(capsys, "run", "--source", stamped_clip, "--output", f"{folder}/", "--runtime", "onnxruntime")
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"backdrop: error: {folder}/ already has 2 frames from an earlier run: choose an empty")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == earlier  # nothing overwritten, added or removed
 
 
 def truncated(tmp_path: Path, clip: Path) -> Path:

@@ -1,4 +1,8 @@
-"""A folder of numbered PNG files; keeps an alpha channel (RGBA PNG) for transparent output."""
+"""A folder of numbered PNG files; keeps an alpha channel (RGBA PNG) for transparent output.
+
+Each frame is written under a hidden temporary name and moved into place, so a killed run never leaves a
+half-written PNG under a frame's name; a folder that already holds frames is refused, so runs never mix.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,12 @@ class PngFolderSink(Sink):
     def open(self, width: int, height: int, fps: float) -> None:
         if self.folder.exists() and not self.folder.is_dir():
             raise SinkError(f"cannot write PNG frames to {self.folder}: it is a file")
+        earlier = sum(1 for _ in self.folder.glob("frame_*.png"))
+        if earlier:
+            raise SinkError(
+                f"{self.describe()} already has {earlier} frames from an earlier run: "
+                "choose an empty folder or remove them"
+            )
         try:
             self.created = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -35,9 +45,17 @@ class PngFolderSink(Sink):
 
     def write(self, frame: Frame) -> None:
         path = self.folder / f"frame_{self.frames:06d}.png"
+        partial = path.with_name(f".{path.name}.partial")
         image = frame.image if frame.layout == BGRA else to_bgr(frame.image, frame.layout)
-        if not cv2.imwrite(str(path), image, self.params):
-            raise SinkError(f"writing {path} failed")
+        encoded, data = cv2.imencode(".png", image, self.params)
+        if not encoded:
+            raise SinkError(f"encoding {path} failed")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise SinkError(f"writing {path} failed: {e.strerror or e}") from e
         self.frames += 1
 
     def close(self) -> None:
