@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
 
-from backdrop.errors import BackdropError, SourceError
+from backdrop.errors import BackdropError
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import BGR
+from backdrop.stream.assemble import open_pipeline, report
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config import MaskConfig, RunConfig
 from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline, ProgressCallback
 from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
-from backdrop.stream.run_command import write_stats
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.sinks.factory import make_sink
-from backdrop.stream.sources.factory import make_source
 from backdrop.stream.steps import Compositor, Infer
-from backdrop.stream.targets import check_targets
 
 STOP_TIMEOUT_S = 30.0  # a stopped run ends within the pipeline's own timeouts; this only guards against a hang
 
@@ -124,43 +121,6 @@ class CallbackSink(Sink):
         return "callback"
 
 
-@contextmanager
-def _pipeline(config: RunConfig, extra: Sequence[Sink], on_progress: ProgressCallback | None) -> Iterator[Pipeline]:
-    """The pipeline ``config`` describes, plus the ``extra`` sinks, with its source and model open.
-
-    Built in the CLI's order (targets, source, background, outputs, model), so bad input fails the same way
-    before anything is written.
-    """
-    config.validate()
-    check_targets(config, config_path=None)
-    source = make_source(config.source)
-    background = parse_background(config.background)
-    outputs = [make_sink(spec, alpha=background.has_alpha, encoder=config.encoder) for spec in config.outputs]
-    model = config.model
-    with source, load_segmenter(model.name, model.runtime, threads=model.threads) as segmenter:
-        yield Pipeline(
-            source,
-            segmenter,
-            background,
-            [*outputs, *extra],
-            mask=config.mask,
-            batch_size=model.batch_size,
-            queue_size=config.pipeline.queue_size,
-            max_frames=config.pipeline.max_frames,
-            on_progress=on_progress,
-        )
-
-
-def _finish(config: RunConfig, pipeline: Pipeline, stats: dict[str, Any]) -> dict[str, Any]:
-    """Add the source's damage to ``stats``, write them where the config says, and fail as the CLI does."""
-    stats["damage"] = damage = getattr(pipeline.source, "damage", None)
-    if config.pipeline.stats_json:
-        write_stats(config.pipeline.stats_json, stats)
-    if damage:
-        raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
-    return stats
-
-
 def run(
     config: RunConfig,
     *,
@@ -173,9 +133,9 @@ def run(
     ``on_progress(stats, final)`` receives stats snapshots twice a second. Ctrl-C stops gracefully.
     """
     extra = [CallbackSink(on_frame)] if on_frame is not None else []
-    with _pipeline(config, extra, on_progress) as pipeline:
+    with open_pipeline(config, extra_sinks=extra, on_progress=on_progress) as pipeline:
         stats = pipeline.run()
-    return _finish(config, pipeline, stats)
+    return report(config, pipeline, stats)
 
 
 def frames(config: RunConfig) -> Iterator[Frame]:
@@ -187,7 +147,7 @@ def frames(config: RunConfig) -> Iterator[Frame]:
     """
     handoff = StageQueue("frames", config.pipeline.queue_size, drop_oldest=False)
     # put blocks while the loop is behind and raises QueueClosed once it has left, which ends that sink's stage
-    with _pipeline(config, [CallbackSink(handoff.put)], None) as pipeline:
+    with open_pipeline(config, extra_sinks=[CallbackSink(handoff.put)]) as pipeline:
         outcome: dict[str, Any] = {}
         worker = threading.Thread(target=_drive, args=(pipeline, handoff, outcome), name="backdrop-frames")
         worker.start()
@@ -205,7 +165,7 @@ def frames(config: RunConfig) -> Iterator[Frame]:
                 log.warning("the run did not stop within %.0f s; its thread is left running", STOP_TIMEOUT_S)
     if "error" in outcome:
         raise outcome["error"]
-    _finish(config, pipeline, outcome["stats"])
+    report(config, pipeline, outcome["stats"])
 
 
 def _drive(pipeline: Pipeline, handoff: StageQueue, outcome: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ upload`` does not publish a truncated file.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,9 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from backdrop.errors import SinkError, SourceError
 from backdrop.stream.config import RunConfig, load_config, with_overrides
-from backdrop.stream.targets import check_targets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,54 +89,22 @@ def signal_exit_code(signum: int) -> int:
     return 128 + signum
 
 
-def write_stats(path: str, stats: dict[str, Any]) -> None:
-    try:
-        Path(path).write_text(json.dumps(stats, indent=2) + "\n")
-    except OSError as e:
-        raise SinkError(f"cannot write stats to {path}: {e.strerror or e}") from e
-
-
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    check_targets(config, config_path=args.config)
-    from backdrop.model.segmenter import load_segmenter
-    from backdrop.stream.audio import audio_source
-    from backdrop.stream.compositing.backgrounds import parse_background
-    from backdrop.stream.pipeline import Pipeline
+    from backdrop.stream.assemble import open_pipeline, report
     from backdrop.stream.progress import ProgressLine
-    from backdrop.stream.sinks.factory import make_sink
-    from backdrop.stream.sources.factory import make_source
 
-    source = make_source(config.source)
-    background = parse_background(config.background)
-    audio = audio_source(config)
-    sinks = [make_sink(o, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio) for o in config.outputs]
-    with source:
-        segmenter = load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads)
-        with segmenter:
-            progress = ProgressLine() if config.pipeline.progress else None
-            pipeline = Pipeline(
-                source,
-                segmenter,
-                background,
-                sinks,
-                mask=config.mask,
-                batch_size=config.model.batch_size,
-                queue_size=config.pipeline.queue_size,
-                max_frames=config.pipeline.max_frames,
-                on_progress=(lambda stats, final: progress.update(stats, final=final)) if progress else None,
-            )
-            with stop_on_signals(pipeline) as signals:
-                stats = pipeline.run()
-    damage = getattr(source, "damage", None)
-    names = [sink.describe() for sink in sinks]
-    stats["damage"] = damage
+    progress = ProgressLine() if config.pipeline.progress else None
+    on_progress = (lambda stats, final: progress.update(stats, final=final)) if progress else None
+    with (
+        open_pipeline(config, config_path=args.config, on_progress=on_progress) as pipeline,
+        stop_on_signals(pipeline) as signals,
+    ):
+        stats = pipeline.run()
+    names = [sink.describe() for sink in pipeline.sinks]
     stats["interrupted"] = bool(signals)
     stats["stopped_by"] = signal.Signals(signals[0]).name if signals else None
-    if config.pipeline.stats_json:
-        write_stats(config.pipeline.stats_json, stats)
-    if damage:
-        raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
+    report(config, pipeline, stats)
     if signals:
         outputs = [f"{name} ({'not finished' if name in stats['unfinished'] else 'finished'})" for name in names]
         print(

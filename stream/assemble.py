@@ -1,0 +1,74 @@
+"""A RunConfig → an opened Pipeline, and a finished run → its reported stats: shared by the CLI and the API.
+
+The order is chosen so bad input fails before anything is written: write targets, source, background,
+outputs, then the model (slowest to load). Whoever runs the pipeline (``backdrop run``, ``backdrop.run``,
+``backdrop.frames``) gets the same checks, the same audio routing and the same errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from backdrop.errors import SinkError, SourceError
+from backdrop.model.segmenter import load_segmenter
+from backdrop.stream.audio import audio_source
+from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.config import RunConfig
+from backdrop.stream.pipeline import Pipeline, ProgressCallback
+from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.factory import make_sink
+from backdrop.stream.sources.factory import make_source
+from backdrop.stream.targets import check_targets
+
+
+@contextmanager
+def open_pipeline(
+    config: RunConfig,
+    *,
+    config_path: Path | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    on_progress: ProgressCallback | None = None,
+) -> Iterator[Pipeline]:
+    """The pipeline ``config`` describes (plus ``extra_sinks``), with its source and model open until the block ends."""
+    config.validate()
+    check_targets(config, config_path=config_path)
+    source = make_source(config.source)
+    background = parse_background(config.background)
+    audio = audio_source(config)
+    outputs = [
+        make_sink(spec, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio) for spec in config.outputs
+    ]
+    model = config.model
+    with source, load_segmenter(model.name, model.runtime, threads=model.threads) as segmenter:
+        yield Pipeline(
+            source,
+            segmenter,
+            background,
+            [*outputs, *extra_sinks],
+            mask=config.mask,
+            batch_size=model.batch_size,
+            queue_size=config.pipeline.queue_size,
+            max_frames=config.pipeline.max_frames,
+            on_progress=on_progress,
+        )
+
+
+def write_stats(path: str, stats: dict[str, Any]) -> None:
+    try:
+        Path(path).write_text(json.dumps(stats, indent=2) + "\n")
+    except OSError as e:
+        raise SinkError(f"cannot write stats to {path}: {e.strerror or e}") from e
+
+
+def report(config: RunConfig, pipeline: Pipeline, stats: dict[str, Any]) -> dict[str, Any]:
+    """Add the source's damage to ``stats``, write them where the config says, and fail if the input was damaged."""
+    stats["damage"] = damage = getattr(pipeline.source, "damage", None)
+    if config.pipeline.stats_json:
+        write_stats(config.pipeline.stats_json, stats)
+    if damage:
+        raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
+    return stats
