@@ -52,18 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("backdrop: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    if argv is None and code > 128:  # stopped by a signal
-        exit_past_stuck_threads(code)
+    if argv is None:  # the program itself: its outputs are closed, its work is done
+        exit_past_lingering_threads(code)
     return code
 
 
-def exit_past_stuck_threads(code: int) -> None:
-    """Exit now if a non-daemon thread is still running: interpreter shutdown would wait for it, forever when it
-    is stuck in a call the stop cannot interrupt (a GUI toolkit, a blocked network write)."""
+def exit_past_lingering_threads(code: int) -> None:
+    """Exit now if any other thread is still running. Interpreter shutdown would wait forever for a non-daemon
+    one stuck in a call a stop cannot interrupt (a GUI toolkit, a blocked network write), and can crash under a
+    daemon one still inside FFmpeg (an abandoned network receiver whose read has not timed out yet)."""
     others = [thread for thread in threading.enumerate() if thread is not threading.current_thread()]
-    if any(thread.is_alive() and not thread.daemon for thread in others):
+    if any(thread.is_alive() for thread in others):
         sys.stdout.flush()
         sys.stderr.flush()
+        logging.shutdown()
         os._exit(code)
 
 
