@@ -26,7 +26,7 @@ from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline, ProgressCallback
 from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.steps import Compositor, Infer
+from backdrop.stream.steps import Compositor, FrameSteps, Infer
 
 STOP_TIMEOUT_S = 30.0  # a stopped run ends within the pipeline's own timeouts; this only guards against a hang
 
@@ -53,24 +53,23 @@ class Backdrop:
         self.mask = mask or MaskConfig()
         self.mask.validate()
         self.infer = Infer(load_segmenter(model, runtime, threads=threads))
-        self.compositor: Compositor | None = None
+        self.steps: FrameSteps | None = None
         self.size: tuple[int, int] | None = None
 
     def composite(self, image: np.ndarray) -> np.ndarray:
         """``image`` (H×W×3 uint8 BGR) on the background: BGR, or BGRA for ``transparent``."""
         frame = self._frame(image)
-        return self._compositor(frame)(frame, self._mask(frame)).image
+        return self._steps(frame)(frame).image
 
     def matte(self, image: np.ndarray) -> np.ndarray:
         """The alpha matte of ``image`` at its full resolution: H×W float32, 1 = person."""
         frame = self._frame(image)
-        compositor = self._compositor(frame)
-        matte, compositor.state = compositor.matte_maker.matte(self._mask(frame), frame.image, compositor.state)
-        return matte.full()
+        steps = self._steps(frame)
+        return steps.compositor.matte(frame, steps.mask(frame)).full()
 
     def reset(self) -> None:
         """Forget the previous frames (temporal smoothing, a background video's position): a new clip starts."""
-        self.compositor = None
+        self.steps = None
 
     def close(self) -> None:
         """Release the background's file and the runtime."""
@@ -90,16 +89,13 @@ class Backdrop:
         got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise BackdropError(f"expected an H×W×3 uint8 BGR image, got a {got}")
 
-    def _mask(self, frame: Frame) -> np.ndarray:
-        return self.infer.masks([self.infer.preprocess(frame)])[0]
-
-    def _compositor(self, frame: Frame) -> Compositor:
-        """The compositor for this frame size; the first frame, a new size or a reset (re)opens the background."""
-        if self.compositor is None or frame.size != self.size:
+    def _steps(self, frame: Frame) -> FrameSteps:
+        """The steps for this frame size; the first frame, a new size or a reset (re)opens the background."""
+        if self.steps is None or frame.size != self.size:
             self.size = width, height = frame.size
             self.background.open(width, height, BGR)
-            self.compositor = Compositor(self.mask, self.background, width, height, BGR)
-        return self.compositor
+            self.steps = FrameSteps(self.infer, Compositor(self.mask, self.background, width, height, BGR), BGR)
+        return self.steps
 
 
 class CallbackSink(Sink):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backdrop.errors import ConfigError, SourceError
 from backdrop.stream.config import SourceConfig
-from backdrop.stream.sinks.video_file import CONTAINERS, VideoFileSink
+from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.factory import make_source
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -39,10 +39,6 @@ def demo_clip(folder: Path, width: int, height: int, frames: int) -> Path:
     if not path.is_file():
         write_clip(path, width=width & ~1, height=height & ~1, frames=frames)
     return path
-
-
-def is_video_file(spec: str) -> bool:
-    return "://" not in spec and Path(spec).suffix.lower() in CONTAINERS
 
 
 def record(spec: str, path: Path, *, max_frames: int, duration_s: float | None) -> int:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from backdrop.benchmarks.end_to_end import Input, PipelinePlan, measure_pipeline
-from backdrop.benchmarks.inputs import demo_clip, is_video_file, record
+from backdrop.benchmarks.inputs import demo_clip, record
 from backdrop.benchmarks.machine import describe_machine, load_average
 from backdrop.benchmarks.model_speed import ModelPlan, measure_models
 from backdrop.benchmarks.pipeline_fps import Settings
 from backdrop.benchmarks.report import SCHEMA, validate
 from backdrop.benchmarks.stage_costs import StagePlan, measure_stages
 from backdrop.errors import ConfigError, RuntimeUnavailable, SourceError
+from backdrop.stream.sinks.video_file import is_video_file
 
 SLOW_TO_START = ("keras",)  # TensorFlow takes ~10 s to import: left out of --quick unless asked for
 LIVE_FRAME_CAP = 100_000  # a live source is recorded for --duration seconds, whatever its frame rate

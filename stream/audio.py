@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 
 from backdrop.stream.config import RunConfig
-from backdrop.stream.sinks.video_file import CONTAINERS
+from backdrop.stream.sinks.video_file import is_video_file
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def audio_source(config: RunConfig) -> Path | None:
     uri = config.source.uri
     if not config.encoder.audio or not os.path.isfile(uri) or not has_audio(uri):
         return None
-    dropping = [spec for spec in config.outputs if "://" in spec or Path(spec).suffix.lower() not in CONTAINERS]
+    dropping = [spec for spec in config.outputs if not is_video_file(spec)]
     if dropping:
         log.warning("the source's audio is dropped for %s (only video files carry audio)", ", ".join(dropping))
     return Path(uri) if len(dropping) < len(config.outputs) else None

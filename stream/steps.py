@@ -14,6 +14,7 @@ import numpy as np
 from backdrop.model.segmenter import Segmenter
 from backdrop.pixels import BGR, I420, convert
 from backdrop.stream.compositing.backgrounds import Background
+from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config import MaskConfig
 from backdrop.stream.frame import Frame
@@ -57,9 +58,13 @@ class Compositor:
         self.output_layout = background.output_layout(layout)
         self.state: np.ndarray | None = None
 
-    def __call__(self, frame: Frame, mask: np.ndarray) -> Frame:
+    def matte(self, frame: Frame, mask: np.ndarray) -> Matte:
+        """The frame's alpha matte; advances the stream's temporal state."""
         matte, self.state = self.matte_maker.matte(mask, frame.image, self.state)
-        return frame.with_image(self.background.compose(frame.image, matte), self.output_layout)
+        return matte
+
+    def __call__(self, frame: Frame, mask: np.ndarray) -> Frame:
+        return frame.with_image(self.background.compose(frame.image, self.matte(frame, mask)), self.output_layout)
 
 
 class FrameSteps:
@@ -70,7 +75,10 @@ class FrameSteps:
         self.compositor = compositor
         self.layout = layout
 
+    def mask(self, frame: Frame) -> np.ndarray:
+        """The model's mask for one frame already in the run's layout."""
+        return self.infer.masks([self.infer.preprocess(frame)])[0]
+
     def __call__(self, frame: Frame) -> Frame:
         frame = conform(frame, self.layout)
-        mask = self.infer.masks([self.infer.preprocess(frame)])[0]
-        return self.compositor(frame, mask)
+        return self.compositor(frame, self.mask(frame))

@@ -7,7 +7,7 @@ from pathlib import Path
 from backdrop.errors import SinkError
 from backdrop.stream.config import EncoderConfig
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.sinks.video_file import CONTAINERS
+from backdrop.stream.sinks.video_file import is_video_file
 
 ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
 
@@ -24,7 +24,7 @@ def make_sink(
 
         return NullSink()
     path = Path(spec)
-    is_file = "://" not in spec and path.suffix.lower() in CONTAINERS
+    is_file = is_video_file(spec)
     is_folder = "://" not in spec and (spec.endswith("/") or path.is_dir() or (not path.suffix and "/" in spec))
     if not (is_file or is_folder) and alpha:
         raise SinkError(f"output {spec!r} cannot carry transparency; with background transparent use {ALPHA_OUTPUTS}")

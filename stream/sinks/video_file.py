@@ -51,6 +51,11 @@ CRASH_SAFE_OPTIONS = {  # per container; flush_packets: written bytes reach the 
 log = logging.getLogger(__name__)
 
 
+def is_video_file(spec: str) -> bool:
+    """True when an output or source spec names a video file this sink writes (by its suffix, not a URL)."""
+    return "://" not in spec and Path(spec).suffix.lower() in CONTAINERS
+
+
 class VideoFileSink(Sink):
     """Encodes frames into one video file at their own timestamps, with the audio of ``audio_from`` if given."""
 
