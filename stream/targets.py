@@ -3,8 +3,8 @@
 The write targets are the outputs that are paths (a video file or a PNG folder) and ``pipeline.stats_json``;
 the read paths are the source (a file or a folder), the background (a file) and the config file. Paths are
 compared resolved (``os.path.realpath``) and, where they exist, by device and inode, so a symlink or a hard
-link to the source counts as the source. File outputs are written under a hidden ``.NAME.partial`` first
-(see stream.sinks.video_file); the check is on the final names, which the rename replaces.
+link to the source counts as the source. File outputs are written under a hidden ``.NAME.PID.partial``
+first (see stream.sinks.video_file); the check is on the final names, which the rename replaces.
 """
 
 from __future__ import annotations
