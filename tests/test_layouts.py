@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode
 
+from backdrop.errors import ModelError
 from backdrop.model.contract import ModelContract
 from backdrop.pixels import BGR, I420, RGB, bgr_to_i420, i420_planes, i420_to_bgr, resize_i420
 from backdrop.stream.compositing.backgrounds import parse_background
@@ -61,6 +62,23 @@ def test_preprocess_gives_the_same_tensor_from_either_layout(photo_frame: np.nda
     assert np.array_equal(from_rgb, from_bgr)
     assert from_i420.shape == from_bgr.shape == (size[1], size[0], 3) and from_i420.dtype == np.float32
     assert np.abs(from_i420 - from_bgr).mean() < 5 / 255  # an odd size resamples twice: a little softer
+
+
+def test_model_input_follows_the_contracts_channel_order_and_value_range(photo_frame: np.ndarray) -> None:
+    rgb01 = ModelContract("a", "a", input_height=64, input_width=96).to_model_input(photo_frame, BGR)
+    bgr_signed = ModelContract(
+        "b", "b", input_height=64, input_width=96, channel_order="BGR", value_range=(-1.0, 1.0)
+    ).to_model_input(photo_frame, BGR)
+    np.testing.assert_allclose(bgr_signed, rgb01[..., ::-1] * 2 - 1, atol=1e-6)
+    assert rgb01.min() >= 0 and rgb01.max() <= 1 and bgr_signed.min() < 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"), [({"channel_order": "YUV"}, "channel_order"), ({"value_range": (1.0, 0.0)}, "value_range")]
+)
+def test_a_contract_with_an_unknown_channel_order_or_range_is_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        ModelContract("m", "m", input_height=8, input_width=8, **fields)
 
 
 def test_i420_blend_keeps_person_takes_backdrop_and_mixes_the_edge(photo_frame: np.ndarray) -> None:
