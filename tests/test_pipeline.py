@@ -197,6 +197,31 @@ def test_fast_live_source_into_slow_stage_drops_to_bound_latency(segmenter) -> N
     assert stats["latency_ms"]["p95"] <= stages * (queue_slots + 1) * slowest_ms
 
 
+class LossySource(CountingSource):
+    """A source that reports drops and reconnects of its own, as a network source does."""
+
+    def counters(self) -> dict[str, int]:
+        return {"dropped": 4, "reconnects": 1}
+
+
+class LossySink(RecordingSink):
+    """A sink that reports drops and reconnects of its own, as the RTSP output does."""
+
+    def counters(self) -> dict[str, int]:
+        return {"dropped": 2, "reconnects": 3}
+
+    def describe(self) -> str:
+        return "lossy"
+
+
+def test_drops_and_reconnects_of_sources_and_sinks_reach_the_stats(segmenter) -> None:
+    source = LossySource(width=64, height=48, frames=3)
+    stats = make_pipeline(source, segmenter, [LossySink(), RecordingSink()]).run()
+    assert stats["frames_out"] == 3 and stats["reconnects"] == 4
+    assert stats["drops"]["lossy"] == 2 and stats["drops"][source.describe()] == 4
+    assert stats["dropped"] == 6  # finite source: the queues themselves drop nothing
+
+
 def test_finite_source_into_slow_stage_loses_nothing(segmenter) -> None:
     source = CountingSource(width=160, height=120, frames=30)
     sink = RecordingSink(delay_s=0.01)
