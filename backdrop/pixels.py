@@ -48,6 +48,39 @@ def i420_to_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)
 
 
+def i420_to_nv12(image: np.ndarray) -> np.ndarray:
+    """The same picture as NV12 (the Y plane, then U and V interleaved): a virtual camera's native format."""
+    width, height = i420_size(image)
+    y, u, v = i420_planes(image)
+    out = np.empty_like(image)
+    out[:height] = y
+    chroma = out[height:].reshape(height // 2, width // 2, 2)
+    chroma[..., 0], chroma[..., 1] = u, v
+    return out
+
+
+def i420_to_yuyv(image: np.ndarray) -> np.ndarray:
+    """The same picture as packed YUYV 4:2:2 (H×W·2 bytes: Y0 U Y1 V), each chroma row used for two lines."""
+    return _pack_422(image, (0, 1, 2, 3))
+
+
+def i420_to_uyvy(image: np.ndarray) -> np.ndarray:
+    """The same picture as packed UYVY 4:2:2 (H×W·2 bytes: U Y0 V Y1)."""
+    return _pack_422(image, (1, 0, 3, 2))
+
+
+def _pack_422(image: np.ndarray, order: tuple[int, int, int, int]) -> np.ndarray:
+    """Y0, U, Y1, V of every pixel pair, at the byte positions ``order`` gives."""
+    width, height = i420_size(image)
+    y, u, v = i420_planes(image)
+    out = np.empty((height, width // 2, 4), np.uint8)
+    out[..., order[0]] = y[:, 0::2]
+    out[..., order[1]] = np.repeat(u, 2, axis=0)
+    out[..., order[2]] = y[:, 1::2]
+    out[..., order[3]] = np.repeat(v, 2, axis=0)
+    return out.reshape(height, width * 2)
+
+
 def resize_i420(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """The I420 picture resized to ``size`` (width, height, both even), plane by plane."""
     width, height = size

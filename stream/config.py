@@ -27,13 +27,16 @@ class SourceConfig:
     """Where frames come from, and how patient to be with network sources."""
 
     uri: str = "testsrc"
-    fps: float = 30.0  # for image folders and testsrc; files and devices report their own
+    fps: float = 30.0  # for image folders and testsrc, and asked of webcams; files and streams report their own
     transport: str = "tcp"  # rtsp transport: tcp or udp
     open_timeout_s: float = 5.0
     read_timeout_s: float = 2.0
     max_backoff_s: float = 10.0
     open_retries: int = 2  # quick retries of the first connection before a network source is an error
     give_up_after_s: float | None = None  # once playing, an outage this long ends the run; None retries forever
+    width: int | None = None  # webcam mode asked for (with height); None keeps the camera's default
+    height: int | None = None
+    pixel_format: str | None = None  # webcam FourCC such as MJPG or YUYV; None keeps the camera's default
 
     def validate(self) -> None:
         _require(self.transport in ("tcp", "udp"), "source.transport", "must be tcp or udp")
@@ -43,6 +46,13 @@ class SourceConfig:
         _within("source.open_retries", self.open_retries, 0, 20)
         gave_up = self.give_up_after_s
         _require(gave_up is None or gave_up > 0, "source.give_up_after_s", "must be > 0, or null to retry forever")
+        _require((self.width is None) == (self.height is None), "source.width", "set width and height together")
+        for name in ("width", "height"):
+            if getattr(self, name) is not None:
+                _within(f"source.{name}", getattr(self, name), 16, 16384)
+        fourcc = self.pixel_format
+        ok = fourcc is None or (len(fourcc) == 4 and fourcc.isascii() and fourcc.isprintable())
+        _require(ok, "source.pixel_format", "must be a four-character code such as MJPG or YUYV")
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,18 @@ def make_source(config: SourceConfig) -> Source:
         return TestSource.from_spec(uri, fps=config.fps)
     webcam = _WEBCAM.fullmatch(uri)
     if webcam:
-        from backdrop.stream.sources.webcam import WebcamSource
+        from backdrop.stream.sources.webcam import WebcamMode, WebcamSource
 
         index = webcam.group("named") or webcam.group("bare")
         device: int | str = int(index) if index else (uri if uri.startswith("/dev/") else 0)
-        return WebcamSource(device, open_timeout_s=config.open_timeout_s, read_timeout_s=config.read_timeout_s)
+        return WebcamSource(
+            device,
+            mode=WebcamMode(config.width, config.height, config.fps, config.pixel_format),
+            open_timeout_s=config.open_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            max_backoff_s=config.max_backoff_s,
+            give_up_after_s=config.give_up_after_s,
+        )
     if Path(uri).is_dir():
         from backdrop.stream.sources.image_folder import ImageFolderSource
 
