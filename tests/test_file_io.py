@@ -232,6 +232,18 @@ def test_frames_without_timestamps_are_written_at_the_constant_rate(tmp_path: Pa
     assert streams(output)[0] == pytest.approx([index / 25 for index in range(10)], abs=1e-4)
 
 
+@pytest.mark.parametrize("crash_safe", [True, False])
+def test_crash_safety_is_what_fragments_the_file(tmp_path: Path, crash_safe: bool) -> None:
+    """benchmarks/crash_safety_cost.py compares the two: they must differ exactly in fragmentation."""
+    output = tmp_path / "clip.mp4"
+    with VideoFileSink(output, crash_safe=crash_safe) as sink:
+        sink.open(64, 48, 25)
+        for index in range(50):
+            sink.write(Frame(np.full((48, 64, 3), index * 5, np.uint8), index=index))
+    assert (b"moof" in output.read_bytes()) is crash_safe
+    assert playable(output) == 50
+
+
 def playable(path: Path) -> int:
     """Frames a player gets from ``path`` as it is now; 0 while it has no header yet."""
     try:

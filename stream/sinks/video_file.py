@@ -66,8 +66,10 @@ class VideoFileSink(Sink):
         alpha: bool = False,
         encoder: EncoderConfig | None = None,
         audio_from: Path | None = None,
+        crash_safe: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.crash_safe = crash_safe  # off only to measure what crash safety costs (benchmarks/crash_safety_cost.py)
         self.alpha = alpha
         self.layouts = (BGRA,) if alpha else (BGR, I420)  # I420 frames go to the encoder untouched
         self.encoder = encoder or EncoderConfig()
@@ -98,7 +100,10 @@ class VideoFileSink(Sink):
         container_format = CONTAINERS[self.path.suffix.lower()]
         try:
             self.container = av.open(
-                str(self.partial), "w", format=container_format, container_options=CRASH_SAFE_OPTIONS[container_format]
+                str(self.partial),
+                "w",
+                format=container_format,
+                container_options=CRASH_SAFE_OPTIONS[container_format] if self.crash_safe else {},
             )
             if self.alpha:
                 codec, pix_fmt = ALPHA_CODECS[self.path.suffix.lower()]
