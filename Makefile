@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MEDIAPIPE_WHEEL_DIR := .cache/mediapipe
-# Debian packages the tests use: GStreamer's RTSP server (relay), ffmpeg/ffprobe, Chromium, Xvfb.
+# Debian packages the tests use: GStreamer's RTSP server (relay), ffmpeg/ffprobe, Chromium, Xvfb, xdotool.
 APT_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg chromium xvfb
+	gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg chromium xvfb xdotool
 
 .PHONY: install system-deps fetch-mediapipe demo test test-fast lint bench weights clean
 

@@ -22,6 +22,7 @@ from backdrop.pixels import BGR
 from backdrop.stream.assemble import open_pipeline, report
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config import MaskConfig, RunConfig
+from backdrop.stream.controls import LiveControls
 from backdrop.stream.frame import Frame
 from backdrop.stream.pipeline import Pipeline, ProgressCallback
 from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
@@ -122,28 +123,31 @@ def run(
     *,
     on_frame: Callable[[Frame], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    controls: LiveControls | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` as ``backdrop run`` does and return the final stats.
 
     ``on_frame`` receives every output frame (from a pipeline thread; an exception it raises ends the run);
     ``on_progress(stats, final)`` receives stats snapshots twice a second. Ctrl-C stops gracefully.
+    ``controls`` (``LiveControls.from_config(config)``) lets the caller switch backgrounds, mask view,
+    pass-through or take snapshots during the run with ``controls.act(...)``, as the window's hotkeys do.
     """
     extra = [CallbackSink(on_frame)] if on_frame is not None else []
-    with open_pipeline(config, extra_sinks=extra, on_progress=on_progress) as pipeline:
+    with open_pipeline(config, extra_sinks=extra, on_progress=on_progress, controls=controls) as pipeline:
         stats = pipeline.run()
     return report(config, pipeline, stats)
 
 
-def frames(config: RunConfig) -> Iterator[Frame]:
+def frames(config: RunConfig, *, controls: LiveControls | None = None) -> Iterator[Frame]:
     """The output frames of ``config``'s run, in order, while its outputs are written too (use ``null`` for none).
 
     The pipeline runs on a thread and waits for the loop (a finite source loses no frame). Leaving the loop
     early (or ``close()`` on a generator you keep) stops the run and joins its threads; an error of the run
-    is raised in the loop.
+    is raised in the loop. ``controls`` as in ``run``: the loop may change the frames that follow.
     """
     handoff = StageQueue("frames", config.pipeline.queue_size, drop_oldest=False)
     # put blocks while the loop is behind and raises QueueClosed once it has left, which ends that sink's stage
-    with open_pipeline(config, extra_sinks=[CallbackSink(handoff.put)]) as pipeline:
+    with open_pipeline(config, extra_sinks=[CallbackSink(handoff.put)], controls=controls) as pipeline:
         outcome: dict[str, Any] = {}
         worker = threading.Thread(target=_drive, args=(pipeline, handoff, outcome), name="backdrop-frames")
         worker.start()

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, help="write the result JSON here")
     parser.add_argument("--readme", type=Path, help="put the tables between the bench markers of this README")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--window", action="store_true", help="measure capture → window latency at 720p30 instead (needs a display)"
+    )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"), help="show what changed A → B")
     parser.set_defaults(handler=run_bench)
 
@@ -99,6 +102,18 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise ConfigError(f"cannot read {args.readme}: {e.strerror or e}") from e
 
 
+def _window_latency(args: argparse.Namespace) -> int:
+    from backdrop.benchmarks.window_latency import measure_window_latency, summary
+
+    if args.json is not None:
+        _check_writable(args.json, "JSON")
+    result = measure_window_latency()
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(summary(result))
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from backdrop.benchmarks import report
 
@@ -107,6 +122,8 @@ def run_bench(args: argparse.Namespace) -> int:
         names = tuple(str(p) if args.compare[0].name == args.compare[1].name else p.name for p in args.compare)
         print(report.compare(first, second, names=names))
         return 0
+    if args.window:
+        return _window_latency(args)
     options = _options(args)
     _check_outputs(args)
     if args.out is not None:

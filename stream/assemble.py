@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from backdrop.errors import SinkError, SourceError
-from backdrop.model.segmenter import load_segmenter
+from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.stream.audio import audio_source
-from backdrop.stream.compositing.backgrounds import parse_background
+from backdrop.stream.compositing.live import LiveBackground
 from backdrop.stream.config import RunConfig
+from backdrop.stream.controls import LiveControls
 from backdrop.stream.pipeline import Pipeline, ProgressCallback
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.factory import make_sink
@@ -32,21 +33,30 @@ def open_pipeline(
     config_path: Path | None = None,
     extra_sinks: Sequence[Sink] = (),
     on_progress: ProgressCallback | None = None,
+    segmenter: Segmenter | None = None,
+    controls: LiveControls | None = None,
 ) -> Iterator[Pipeline]:
-    """The pipeline ``config`` describes (plus ``extra_sinks``), with its source and model open until the block ends."""
+    """The pipeline ``config`` describes (plus ``extra_sinks``), with its source and model open until the block ends.
+
+    A given ``segmenter`` (``backdrop serve``'s one model shared by every stream) is used instead of loading
+    ``config.model``, and left open.
+    """
     config.validate()
     check_targets(config, config_path=config_path)
     source = make_source(config.source)
-    background = parse_background(config.background)
+    controls = controls or LiveControls.from_config(config)  # the caller's, to change the run from its own code
+    background = LiveBackground(controls)  # parses every background the controls can switch to
     audio = audio_source(config)
     outputs = [
         make_sink(spec, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio) for spec in config.outputs
     ]
+    controls.attach([*outputs, *extra_sinks])  # window hotkeys and preview buttons drive them
     model = config.model
-    with source, load_segmenter(model.name, model.runtime, threads=model.threads) as segmenter:
+    shared = nullcontext(segmenter) if segmenter is not None else None
+    with source, shared or load_segmenter(model.name, model.runtime, threads=model.threads) as opened:
         yield Pipeline(
             source,
-            segmenter,
+            opened,
             background,
             [*outputs, *extra_sinks],
             mask=config.mask,

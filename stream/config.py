@@ -126,6 +126,22 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class ControlsConfig:
+    """Live controls (window hotkeys, preview buttons): what they cycle through and where snapshots go."""
+
+    backgrounds: tuple[str, ...] = ()  # cycled with next/previous after the run's own `background`
+    snapshot_dir: str = "snapshots"
+    blur_step: int = 10  # blur up/down changes the kernel by this much (even, so it stays odd)
+
+    def validate(self) -> None:
+        _require(self.blur_step % 2 == 0, "controls.blur_step", "must be even")
+        _within("controls.blur_step", self.blur_step, 2, 128)
+        _require(bool(self.snapshot_dir), "controls.snapshot_dir", "must not be empty")
+        for i, spec in enumerate(self.backgrounds):
+            _require(spec != "transparent", f"controls.backgrounds[{i}]", "transparent cannot be switched to live")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything ``backdrop run`` needs."""
 
@@ -136,10 +152,11 @@ class RunConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
 
     def validate(self) -> None:
         _require(len(self.outputs) >= 1, "outputs", "needs at least one output")
-        for section in (self.source, self.model, self.mask, self.encoder, self.pipeline):
+        for section in (self.source, self.model, self.mask, self.encoder, self.pipeline, self.controls):
             section.validate()
 
 

@@ -178,10 +178,12 @@ class Pipeline:
         """Block until every stage has finished (True) or the deadline has passed (False, some stage is stuck).
 
         The deadline is the stop request's (STOP_GRACE_S) or JOIN_TIMEOUT_S after a failure; a run that is not
-        stopping has none.
+        stopping has none. Sinks that must run on this thread (``main_thread``: a window) are pumped instead of
+        sleeping; one whose ``pump`` returns False (its viewer closed it) stops the run gracefully.
         """
         control = self.control
         failed_by: float | None = None
+        pumped = [sink for sink in self.sinks if getattr(sink, "main_thread", False)]
         while True:
             try:
                 with control.finished:
@@ -192,8 +194,14 @@ class Pipeline:
                     deadline = min((d for d in (control.deadline, failed_by) if d is not None), default=None)
                     if deadline is not None and time.monotonic() >= deadline:
                         return False
-                    until = SIGNAL_CHECK_S if deadline is None else deadline - time.monotonic()
-                    control.finished.wait(min(until, SIGNAL_CHECK_S))
+                    until = min(SIGNAL_CHECK_S, SIGNAL_CHECK_S if deadline is None else deadline - time.monotonic())
+                    if not pumped:
+                        control.finished.wait(until)
+                        continue
+                for sink in list(pumped):
+                    if not sink.pump(until / len(pumped)):
+                        pumped.remove(sink)
+                        self.request_stop()
             except KeyboardInterrupt as e:  # only when the caller installed no signal handler
                 if control.stop_requested.is_set():
                     self.abort(e)

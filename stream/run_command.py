@@ -3,7 +3,7 @@
 Order of work is chosen so bad input fails before anything is written: source (first frame), background,
 model, then outputs. SIGINT/SIGTERM ask the pipeline to stop gracefully (files stay playable); a second
 signal stops at once. A stopped run exits with the signal's code (130, 143), never 0, so ``backdrop run … &&
-upload`` does not publish a truncated file.
+upload`` does not publish a truncated file. A viewer closing the window (or pressing q) is a normal end: exit 0.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         stats = pipeline.run()
     names = [sink.describe() for sink in pipeline.sinks]
     stats["interrupted"] = bool(signals)
-    stats["stopped_by"] = signal.Signals(signals[0]).name if signals else None
+    closed = any(getattr(sink, "closed_by_viewer", False) for sink in pipeline.sinks)
+    stats["stopped_by"] = signal.Signals(signals[0]).name if signals else "viewer" if closed else None
     report(config, pipeline, stats)
     if signals:
         outputs = [f"{name} ({'not finished' if name in stats['unfinished'] else 'finished'})" for name in names]
@@ -113,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return signal_exit_code(signals[0])
     print(
-        f"backdrop: {stats['frames_out']} frames in {stats['elapsed_s']:.1f}s ({stats['fps']:.1f} fps) → "
-        + ", ".join(names),
+        f"backdrop: {'window closed, ' if closed else ''}{stats['frames_out']} frames in {stats['elapsed_s']:.1f}s "
+        f"({stats['fps']:.1f} fps) → " + ", ".join(names),
         file=sys.stderr,
     )
     return 0

@@ -19,7 +19,6 @@ import numpy as np
 from backdrop.stream.frame import Frame
 from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.sinks.window import WindowClosed
 from backdrop.stream.sources.base import Source
 from backdrop.stream.stats import RunStats
 
@@ -204,16 +203,12 @@ class InferenceStage(Stage):
 
 
 class SinkStage(Stage):
-    """Writes frames to one sink, up to ``limit``; a viewer closing the window stops the run gracefully."""
+    """Writes frames to one sink, up to ``limit``."""
 
     def __init__(self, sink: Sink, **kwargs: Any) -> None:
         super().__init__(f"write:{sink.describe()}", self._write, outboxes=[], **kwargs)
         self.sink = sink
 
     def _write(self, frame: Frame) -> None:
-        try:
-            self.sink.write(frame)
-        except WindowClosed:
-            self.control.request_stop()
-            raise QueueClosed(self.stage) from None
+        self.sink.write(frame)
         self.stats.delivered(self.stage, frame.captured_at)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +21,13 @@ import pytest
 from rtsp_fixtures import FrameFeeder, free_port, wait_until
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.stream.controls import ACTIONS, LiveControls
 from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
 from backdrop.stream.sources.network import NetworkSource
 
 RED = (0, 0, 220)
+BACKDROP = str(Path(sys.executable).with_name("backdrop"))
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=800,600",
@@ -222,3 +227,71 @@ def test_binds_loopback_by_default_and_reports_a_busy_port() -> None:
 def test_rejects_urls_it_cannot_serve(url: str) -> None:
     with pytest.raises(ConfigError):
         PreviewSink(url)
+
+
+def post(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Status and JSON body of a POST (an HTTP error status is returned, not raised)."""
+    request = urllib.request.Request(url, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+
+
+def test_control_endpoints_drive_the_live_controls_and_the_hint_shows(preview: PreviewSink) -> None:
+    controls = LiveControls(["color:#00ff00", "color:#0000ff"])
+    assert post(preview.url + "control/next-background")[0] == 404  # no controls attached yet
+    preview.use_controls(controls)
+    assert post(preview.url + "control/next-background") == (200, {"hint": "background 2/2: color:#0000ff"})
+    assert controls.state().index == 1
+    assert post(preview.url + "control/self-destruct")[0] == 404
+    assert post(preview.url + "control/pass-through", {"Origin": "http://example.com"})[0] == 403  # a foreign page
+    assert controls.state().pass_through is False
+    preview.write(Frame(gray(230)))
+    jpeg = urllib.request.urlopen(preview.url + "frame.jpg", timeout=5).read()
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert np.median(image[-20:, :40]) < 100 and np.median(image[:100]) > 200  # the hint box, bottom left only
+    page = urllib.request.urlopen(preview.url, timeout=5).read().decode()
+    assert all(f'data-action="{action}"' in page for action in ACTIONS)
+
+
+def test_preview_buttons_change_the_output_of_a_run(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "run.yaml"
+    config.write_text('controls: {backgrounds: ["color:#0000ff"]}\n')
+    args = ["--config", config, "--source", "testsrc:320x240@30,live", "--background", "color:#00ff00"]
+    run = subprocess.Popen(
+        [BACKDROP, "run", *map(str, args), "--output", f"http://127.0.0.1:{port}", "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+
+    def frame() -> tuple[int, ...]:
+        jpeg = urllib.request.urlopen(url + "frame.jpg", timeout=5).read()
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return tuple(int(v) for v in np.median(image[: image.shape[0] // 2].reshape(-1, 3), axis=0))
+
+    def near(bgr: tuple[int, ...], want: tuple[int, int, int]) -> bool:
+        return all(abs(a - b) <= 12 for a, b in zip(bgr, want, strict=True))
+
+    def serving() -> bool:
+        try:
+            return near(frame(), (0, 255, 0))
+        except OSError:
+            assert run.poll() is None, run.stderr.read()
+            return False
+
+    try:
+        wait_until(serving, 60, "the green background at /frame.jpg")
+        assert post(url + "control/pass-through")[0] == 200
+        wait_until(lambda: not near(frame(), (0, 255, 0)), 10, "pass-through (the source's own picture)")
+        post(url + "control/pass-through")
+        post(url + "control/next-background")
+        wait_until(lambda: near(frame(), (255, 0, 0)), 10, "the next background (blue)")
+    finally:
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=10)
+    assert run.returncode == 130, stderr
+    assert "backdrop: background 2/2: color:#0000ff" in stderr

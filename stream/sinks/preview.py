@@ -4,7 +4,8 @@ The pipeline must never wait for a viewer. ``write()`` only swaps the newest fra
 thread takes the newest frame when its socket is ready again and the first to ask encodes it as JPEG for all —
 so a slow viewer skips frames instead of slowing the run, ten viewers cost one encode per frame, not ten, nothing
 is encoded while nobody watches, and ``/frame.jpg`` is always the newest frame. It binds 127.0.0.1 unless the
-URL names another address.
+URL names another address. With live controls, the page's buttons POST to ``/control/ACTION`` (see
+stream/controls.py); a POST from a page of another origin is refused, so a web site cannot drive them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import cv2
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import to_bgr
+from backdrop.stream.controls import ACTIONS, LiveControls, draw_hint
 from backdrop.stream.frame import Frame
 from backdrop.stream.latest import LatestSlot
 from backdrop.stream.sinks.base import Sink
@@ -50,6 +52,8 @@ PAGE = """<!doctype html>
          background: rgba(0, 0, 0, .6); font-size: 24px; }
  #stats { display: flex; gap: 18px; font-variant-numeric: tabular-nums; }
  #stats b { color: #8cf; }
+ #controls button { background: #333; color: #eee; border: 1px solid #555; border-radius: 4px; padding: 4px 10px; }
+ #controls button:hover { background: #444; }
 </style></head>
 <body><main>
  <div id="video"><img id="stream" src="/stream.mjpg" alt="live preview"><div id="card">Reconnecting…</div></div>
@@ -57,6 +61,13 @@ PAGE = """<!doctype html>
   <span>fps <b id="fps">–</b></span><span>latency p50 <b id="p50">–</b> ms</span>
   <span>p95 <b id="p95">–</b> ms</span><span>dropped <b id="dropped">–</b></span>
   <span>reconnects <b id="reconnects">–</b></span><span>frames <b id="frames">–</b></span>
+ </div>
+ <div id="controls">
+  <button data-action="previous-background">◀ background (p)</button>
+  <button data-action="next-background">background ▶ (n)</button>
+  <button data-action="blur-down">blur − (-)</button><button data-action="blur-up">blur + (+)</button>
+  <button data-action="mask-view">mask view (m)</button><button data-action="pass-through">pass-through (space)</button>
+  <button data-action="snapshot">snapshot (s)</button>
  </div>
 </main>
 <script>
@@ -73,6 +84,9 @@ async function refresh() {
   }
 }
 refresh(); setInterval(refresh, 1000);
+for (const button of document.querySelectorAll("#controls button")) {
+  button.addEventListener("click", () => fetch("/control/" + button.dataset.action, {method: "POST"}));
+}
 </script></body></html>
 """
 
@@ -99,6 +113,7 @@ class PreviewSink(Sink):
         self._viewers = 0
         self._skipped = 0
         self._stats: dict[str, Any] = {}
+        self.controls: LiveControls | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -108,6 +123,9 @@ class PreviewSink(Sink):
 
     def describe(self) -> str:
         return f"preview {self.url}"
+
+    def use_controls(self, controls: LiveControls) -> None:
+        self.controls = controls
 
     def open(self, width: int, height: int, fps: float) -> None:
         try:
@@ -175,6 +193,8 @@ class PreviewSink(Sink):
 
     def _encode(self, frame: Frame) -> bytes:
         image = to_bgr(frame.image, frame.layout)
+        if self.controls is not None:
+            image = draw_hint(image, self.controls.hint())
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise SinkError(f"cannot encode a {image.shape[1]}x{image.shape[0]} preview frame as JPEG")
@@ -214,6 +234,19 @@ def _handler_for(preview: PreviewSink) -> type[BaseHTTPRequestHandler]:
                 log.debug("preview viewer %s went away", self.client_address[0])
             except SinkError as e:
                 log.warning("%s", e)
+
+        def do_POST(self) -> None:
+            action = self.path.split("?", 1)[0].removeprefix("/control/")
+            origin = self.headers.get("Origin")
+            if origin is not None and origin != f"http://{self.headers.get('Host')}":
+                self.send_error(HTTPStatus.FORBIDDEN, "controls only take requests from the preview page")
+            elif preview.controls is None or not self.path.startswith("/control/") or action not in ACTIONS:
+                self.send_error(
+                    HTTPStatus.NOT_FOUND, f"controls: POST /control/ACTION, ACTION one of {', '.join(ACTIONS)}"
+                )
+            else:
+                hint = preview.controls.act(action)
+                self._send(json.dumps({"hint": hint}).encode(), "application/json")
 
         def _send(self, body: bytes, content_type: str) -> None:
             self.send_response(HTTPStatus.OK)
