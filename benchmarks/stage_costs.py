@@ -1,8 +1,8 @@
 """Per-stage cost at each resolution, timed one step at a time: the very steps the pipeline's threads call.
 
-Stages: decode (PyAV file source), preprocess (the model contract's), inference (one frame),
-the matte with and without guided refinement, compositing for every background mode, and H.264 encoding
-(the file sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in
+Stages: decode (PyAV file source), preprocess (the model contract's), inference (one frame), the raw matte
+and the default one (edge refinement and motion-aware filter), compositing for every background mode, and
+H.264 encoding (the file sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in
 the layout a file → file run uses: I420, except for the backgrounds that compose BGR only.
 """
 
@@ -106,10 +106,11 @@ def _stage_calls(
     tensors = [infer.preprocess(frame)]
     yield BASELINE_STAGE, lambda: infer.masks(tensors)
     mask = infer.masks(tensors)[0]
-    plain = MatteMaker(MaskConfig(refine="none"), width, height, I420)
+    plain = MatteMaker(MaskConfig(refine="none", temporal="none"), width, height, I420)
     yield "matte (refine none)", lambda: plain.matte(mask, frame.image, None)
     refined = MatteMaker(MaskConfig(), width, height, I420)
-    yield "matte (refine guided)", lambda: refined.matte(mask, frame.image, None)
+    state = refined.matte(mask, frame.image, None)[1]  # the temporal filter runs only with a previous frame
+    yield "matte (edge + motion)", lambda: refined.matte(mask, frame.image, state)
     for mode in BACKGROUNDS:
         background = parse_background(_background_spec(mode, folder, clip))
         layout = I420 if I420 in background.layouts else BGR

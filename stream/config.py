@@ -72,26 +72,37 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """How the model's low-resolution mask becomes a full-resolution alpha matte."""
+    """How the model's low-resolution mask becomes a full-resolution alpha matte (see stream/compositing/matte.py)."""
 
     mode: str = "soft"  # soft: keep probabilities; threshold: binary at `threshold`
     threshold: float = 0.5
-    smoothing: float = 0.0  # EMA weight of the previous frame's mask, 0 (off) … <1
-    refine: str = "guided"  # guided (fast guided filter against the frame) or none
+    temporal: str = "motion"  # motion: smooth only where the frame is still; ema: everywhere; none
+    smoothing: float = 0.7  # weight of the previous matte (motion: where the frame is still), 0 (off) … <1
+    refine: str = "edge"  # edge (tightened guided filter against the frame) or none
     refine_size: int = 256  # long side, in pixels, at which refinement runs
-    refine_radius: int = 4  # guided-filter radius at refine_size
-    refine_eps: float = 0.01  # guided-filter regularisation (larger = smoother)
-    feather: float = 1.5  # Gaussian sigma in full-resolution pixels softening the edge; 0 = off
+    refine_radius: int = 3  # guided-filter radius at refine_size
+    refine_eps: float = 0.003  # guided-filter regularisation (larger = follows the frame's edges less)
+    levels_low: float = 0.0  # alpha at or below this becomes 0 …
+    levels_high: float = 1.0  # … at or above this 1; stretched linearly between
+    gamma: float = 1.0  # alpha ** gamma after the levels: below 1 keeps hair and soft parts opaque
+    feather: float = 0.0  # Gaussian sigma softening the edge, in pixels of a 720-line output (scaled); 0 = off
+    light_wrap: float = 0.0  # 0 … 1: how much blurred backdrop light bleeds onto the edge band; 0 = off
 
     def validate(self) -> None:
         _require(self.mode in ("soft", "threshold"), "mask.mode", "must be soft or threshold")
         _require(0.0 < self.threshold < 1.0, "mask.threshold", "must be in (0, 1)")
+        _require(self.temporal in ("motion", "ema", "none"), "mask.temporal", "must be motion, ema or none")
         _require(0.0 <= self.smoothing < 1.0, "mask.smoothing", "must be in [0, 1)")
-        _require(self.refine in ("guided", "none"), "mask.refine", "must be guided or none")
+        _require(self.refine in ("edge", "none"), "mask.refine", "must be edge or none")
         _within("mask.refine_size", self.refine_size, 16, 4096)
         _within("mask.refine_radius", self.refine_radius, 1, 64)
         _within("mask.refine_eps", self.refine_eps, 0, 1, above=True)
+        _within("mask.levels_low", self.levels_low, 0, 1)
+        _within("mask.levels_high", self.levels_high, 0, 1)
+        _require(self.levels_low < self.levels_high, "mask.levels_high", "must be above mask.levels_low")
+        _within("mask.gamma", self.gamma, 0.1, 10)
         _within("mask.feather", self.feather, 0, 50)
+        _within("mask.light_wrap", self.light_wrap, 0, 1)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from backdrop.pixels import BGR, I420, convert
 from backdrop.stream.compositing.backgrounds import Background
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config import MaskConfig
 from backdrop.stream.frame import Frame
 
@@ -56,7 +57,7 @@ class Compositor:
         self.matte_maker = MatteMaker(mask, width, height, layout)
         self.background = background
         self.output_layout = background.output_layout(layout)
-        self.state: np.ndarray | None = None
+        self.state: TemporalState | None = None
 
     def matte(self, frame: Frame, mask: np.ndarray) -> Matte:
         """The frame's alpha matte; advances the stream's temporal state."""

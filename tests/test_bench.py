@@ -20,7 +20,7 @@ from backdrop.benchmarks.model_speed import BATCHES, THREADS, VARIANTS
 from backdrop.benchmarks.stage_costs import BACKGROUNDS
 from backdrop.model.segmenter import available_runtimes
 
-STAGES = {"decode", "preprocess", "inference", "matte (refine none)", "matte (refine guided)", "encode"} | {
+STAGES = {"decode", "preprocess", "inference", "matte (refine none)", "matte (edge + motion)", "encode"} | {
     f"composite {mode}" for mode in BACKGROUNDS
 }
 

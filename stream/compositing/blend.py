@@ -8,6 +8,11 @@ with the bilinearly upsampled matte everywhere, at a fraction of the cost.
 
 I420 frames take another road: one 8-bit multiply-add over the three planes at once, with the matte
 resized into the same planar layout. It touches half the bytes of BGR and needs no Python per region.
+
+Light wrap (``Matte.light_wrap`` > 0) mixes the backdrop's light into the person's edge, as light from behind
+spills over a real silhouette: the person's colour there becomes ``image + w·(light − image)`` with
+``w = light_wrap·(1 − alpha)``, where ``light`` is the backdrop heavily blurred at the working size. It shows
+nowhere alpha is 1 or 0, so on BGR frames it costs only in the band; I420 frames pay it over the frame.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from backdrop.pixels import i420_planes
 
+LIGHT_SIGMA = 3.0  # working-size pixels: the backdrop blur that turns it into light (≈ 15 px at 720p)
 STRIP_ROWS = 8  # working-size rows per strip
 MERGE_GAP = 4  # band runs closer than this many working-size columns are blended as one region
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
@@ -30,6 +36,7 @@ class Matte:
 
     work: np.ndarray
     size: tuple[int, int]  # full (width, height)
+    light_wrap: float = 0.0  # 0 … 1: backdrop light mixed onto the edge band (see the module docstring)
 
     def full(self) -> np.ndarray:
         """The matte at full resolution (float32)."""
@@ -100,14 +107,44 @@ def _constant(work8: np.ndarray, top: int, start: int, stop: int, full_x: list[i
     return Run(full_x[start], y0, full_x[stop], y1, "image" if work8[top, start] >= 128 else "backdrop")
 
 
+def light(backdrop: np.ndarray, matte: Matte) -> np.ndarray:
+    """The backdrop's light at the working size: downsampled (reading only the sampled pixels) and blurred."""
+    small = cv2.resize(backdrop, matte.work.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(small, (0, 0), LIGHT_SIGMA)
+
+
+def _upsample(small: np.ndarray, run: Run, size: tuple[int, int]) -> np.ndarray:
+    """The part of ``small`` under ``run``, bilinearly upsampled as a full-frame resize to ``size`` would give it."""
+    sx, sy = small.shape[1] / size[0], small.shape[0] / size[1]
+    warp = np.float32([[sx, 0, (run.x0 + 0.5) * sx - 0.5], [0, sy, (run.y0 + 0.5) * sy - 0.5]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(small, warp, (run.x1 - run.x0, run.y1 - run.y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _blend_run(
+    image: np.ndarray, backdrop: np.ndarray, alpha: np.ndarray, wrap: tuple[np.ndarray, float] | None, run: Run
+) -> np.ndarray:
+    """The blended pixels of one run; with ``wrap`` (light, strength) the backdrop's light tints the edge first."""
+    rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
+    weights = alpha[rows, columns]
+    inverse = cv2.subtract(1.0, weights)
+    person = image[rows, columns]
+    if wrap is not None:
+        small, strength = wrap
+        spill = cv2.multiply(inverse, strength)
+        person = cv2.blendLinear(_upsample(small, run, (image.shape[1], image.shape[0])), person, spill, 1.0 - spill)
+    return cv2.blendLinear(person, backdrop[rows, columns], weights, inverse)
+
+
 def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False) -> np.ndarray:
-    """``image * alpha + backdrop * (1 - alpha)`` with alpha = ``matte.full()``.
+    """``image * alpha + backdrop * (1 - alpha)`` with alpha = ``matte.full()`` (plus the light wrap, if asked).
 
     ``backdrop_is_scratch`` lets the blend write into ``backdrop`` instead of a copy of it (every run only
     reads the backdrop pixels it then overwrites, so this is safe).
     """
+    wrap = (light(backdrop, matte), matte.light_wrap) if matte.light_wrap > 0 else None
     if matte.work.shape[::-1] == matte.size:  # no upsampling to exploit: one blend of the whole frame
-        return cv2.blendLinear(image, backdrop, matte.work, cv2.subtract(1.0, matte.work))
+        return _blend_run(image, backdrop, matte.work, wrap, Run(0, 0, *matte.size, "blend"))
     out = backdrop if backdrop_is_scratch else backdrop.copy()
     alpha: np.ndarray | None = None
     for run in plan(matte):
@@ -117,10 +154,7 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
         elif run.kind == "blend":
             if alpha is None:
                 alpha = matte.full()
-            weights = alpha[rows, columns]
-            out[rows, columns] = cv2.blendLinear(
-                image[rows, columns], backdrop[rows, columns], weights, cv2.subtract(1.0, weights)
-            )
+            out[rows, columns] = _blend_run(image, backdrop, alpha, wrap, run)
     return out
 
 
@@ -134,11 +168,28 @@ class I420Blender:
     def __init__(self, width: int, height: int) -> None:
         shape = (height * 3 // 2, width)
         self.alpha, self.inverse, self.product = (np.empty(shape, np.uint8) for _ in range(3))
+        self.light, self.person = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
 
     def blend(
         self, image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False
     ) -> np.ndarray:
         alpha = matte.i420(self.alpha)
+        if matte.light_wrap > 0:
+            image = self.wrap(image, backdrop, matte, alpha)
         out = backdrop if backdrop_is_scratch else np.empty_like(backdrop)
         cv2.multiply(backdrop, cv2.bitwise_not(alpha, dst=self.inverse), dst=out, scale=1.0 / 255.0)
         return cv2.add(out, cv2.multiply(image, alpha, dst=self.product, scale=1.0 / 255.0), dst=out)
+
+    def wrap(self, image: np.ndarray, backdrop: np.ndarray, matte: Matte, alpha: np.ndarray) -> np.ndarray:
+        """``image`` with the backdrop's light mixed in by ``light_wrap·(255 − alpha)``, over the whole frame."""
+        work_width, work_height = matte.work.shape[::-1]
+        for plane, target in zip(i420_planes(backdrop), i420_planes(self.light), strict=True):
+            scale = plane.shape[1] / matte.size[0]  # chroma planes are half size: half the samples, half the blur
+            small = cv2.resize(plane, (max(1, round(work_width * scale)), max(1, round(work_height * scale))))
+            small = cv2.GaussianBlur(small, (0, 0), LIGHT_SIGMA * scale)
+            cv2.resize(small, target.shape[::-1], dst=target, interpolation=cv2.INTER_LINEAR)
+        spill = cv2.convertScaleAbs(cv2.bitwise_not(alpha, dst=self.inverse), alpha=matte.light_wrap)
+        keep = cv2.bitwise_not(spill)
+        cv2.multiply(image, keep, dst=self.person, scale=1.0 / 255.0)
+        tint = cv2.multiply(self.light, spill, dst=self.product, scale=1.0 / 255.0)
+        return cv2.add(self.person, tint, dst=self.person)

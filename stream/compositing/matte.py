@@ -1,9 +1,10 @@
 """Mask post-processing: the model's low-resolution probabilities → a full-resolution alpha matte.
 
-Steps, each switchable in MaskConfig: threshold (or keep soft), temporal EMA, guided refinement against
-the frame at a reduced working size, feathering. All of it runs at the working size, so the cost barely
-grows with the frame size; the result is a Matte that stands for its bilinear upsample to full size.
-The temporal state is passed in and returned explicitly rather than hidden in the object.
+Steps, each switchable in MaskConfig, all at a reduced working size (``refine_size`` long side), so the cost
+barely grows with the frame size: threshold (or keep soft), resize, edge refinement against the frame's
+brightness (refine.py), the motion-aware temporal filter (temporal.py), alpha levels and gamma, feathering,
+and a snap of near-certain values to exactly 0 or 1. The result is a Matte that stands for its bilinear
+upsample to full size. The temporal state is passed in and returned explicitly rather than hidden here.
 """
 
 from __future__ import annotations
@@ -13,17 +14,25 @@ import numpy as np
 
 from backdrop.pixels import BGR, luma
 from backdrop.stream.compositing.blend import Matte
-from backdrop.stream.compositing.refine import guided_filter
+from backdrop.stream.compositing.refine import refine_edges
+from backdrop.stream.compositing.temporal import TemporalFilter, TemporalState
 from backdrop.stream.config import MaskConfig
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
-SNAP_SCALE = 1.0 / (1.0 - 2.0 * SNAP)
+FEATHER_LINES = 720  # mask.feather is in pixels of an output this many lines high, and scales with the height
 
 
 def working_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     """(width, height) with the frame's aspect ratio and at most ``long_side`` on the longer edge."""
     scale = min(1.0, long_side / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def stretch(alpha: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``alpha`` mapped linearly so ``low`` → 0 and ``high`` → 1, clipped to [0, 1] (a new array)."""
+    scale = 1.0 / (high - low)
+    out = cv2.addWeighted(alpha, scale, alpha, 0.0, -low * scale)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 class MatteMaker:
@@ -34,32 +43,35 @@ class MatteMaker:
         self.size = (width, height)
         self.layout = layout
         self.work_size = working_size(width, height, config.refine_size)
-        self.feather_sigma = config.feather * self.work_size[0] / width
-
-    def smooth(self, mask: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """Threshold and temporally smooth the model-resolution mask; the result is the next ``previous``."""
-        if self.config.mode == "threshold":
-            mask = (mask >= self.config.threshold).astype(np.float32)
-        if self.config.smoothing > 0 and previous is not None and previous.shape == mask.shape:
-            mask = cv2.addWeighted(previous, self.config.smoothing, mask, 1.0 - self.config.smoothing, 0.0)
-        return mask
+        self.temporal = TemporalFilter(config.temporal, config.smoothing)
+        self.feather_sigma = config.feather * (height / FEATHER_LINES) * (self.work_size[0] / width)
+        self.use_levels = (config.levels_low, config.levels_high) != (0.0, 1.0)
 
     def guide(self, image: np.ndarray) -> np.ndarray:
-        """The frame's brightness at the working size, float32 in [0, 1]: what the guided filter follows."""
-        return luma(image, self.layout, self.work_size).astype(np.float32) * np.float32(1.0 / 255.0)
+        """The frame's brightness at the working size (uint8): what refinement follows and motion is read from."""
+        return luma(image, self.layout, self.work_size)
 
-    def matte(self, mask: np.ndarray, image: np.ndarray, previous: np.ndarray | None) -> tuple[Matte, np.ndarray]:
+    def matte(
+        self, mask: np.ndarray, image: np.ndarray, previous: TemporalState | None
+    ) -> tuple[Matte, TemporalState | None]:
         """(alpha matte, new temporal state) for ``mask`` (model resolution) and its full-resolution ``image``.
 
         The matte stays at the working size; compositing upsamples only where the edge needs it.
         """
-        state = self.smooth(mask, previous)
-        work = cv2.resize(state, self.work_size, interpolation=cv2.INTER_LINEAR)
-        if self.config.refine == "guided":
-            work = guided_filter(self.guide(image), work, radius=self.config.refine_radius, eps=self.config.refine_eps)
-        if self.feather_sigma >= 0.3:
+        config = self.config
+        if config.mode == "threshold":
+            mask = (mask >= config.threshold).astype(np.float32)
+        work = cv2.resize(mask, self.work_size, interpolation=cv2.INTER_LINEAR)
+        brightness = self.guide(image) if config.refine == "edge" or self.temporal.needs_luma else None
+        if config.refine == "edge":
+            guide = brightness.astype(np.float32) * np.float32(1.0 / 255.0)
+            work = refine_edges(guide, work, radius=config.refine_radius, eps=config.refine_eps)
+        work, state = self.temporal(work, brightness, previous)
+        if self.use_levels:
+            work = stretch(work, config.levels_low, config.levels_high)
+        if config.gamma != 1.0:
+            work = cv2.pow(work, config.gamma)
+        if self.feather_sigma > 0:
             work = cv2.GaussianBlur(work, (0, 0), self.feather_sigma)
         # snap near-certain values to exactly 0 or 1: invisible, and it keeps the costly blend to the true edge band
-        work = cv2.addWeighted(work, SNAP_SCALE, work, 0.0, -SNAP * SNAP_SCALE)
-        np.clip(work, 0.0, 1.0, out=work)
-        return Matte(work, self.size), state
+        return Matte(stretch(work, SNAP, 1.0 - SNAP), self.size, config.light_wrap), state
