@@ -10,6 +10,8 @@ here; the rest of Backdrop asks these functions.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -106,20 +108,89 @@ def to_bgr(image: np.ndarray, layout: str) -> np.ndarray:
     return image
 
 
-def small_rgb(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+RESAMPLINGS = ("mediapipe", "resize")
+BLACK_LUMA = 16.0  # MediaPipe's zero border is RGB black: Y = 16 in limited-range YUV
+# BT.601 limited-range YUV → RGB as FFmpeg's swscale converts it, i.e. what PyAV and cv2.VideoCapture hand over
+# as BGR (rows R, G, B; columns Y, U, V, offset): fitted to PyAV's output over a grid of YUV values, residual
+# 0.27 levels. It runs about one level darker than cv2.COLOR_YUV2RGB_I420, and the model notices that at its
+# uncertain pixels: an I420 frame should give the same tensor as its FFmpeg-decoded BGR twin.
+YUV_TO_RGB = np.array(
+    [[1.1642, 0.0, 1.5955, -223.797], [1.1641, -0.3914, -0.815, 134.371], [1.1643, 2.0174, 0.0, -277.813]], np.float32
+)
+
+
+def small_rgb(image: np.ndarray, layout: str, size: tuple[int, int], resampling: str = "mediapipe") -> np.ndarray:
     """The picture shrunk to ``size`` (width, height) as RGB uint8: the first half of every model input.
 
-    I420 is shrunk plane by plane first, so the colour conversion runs on the small picture only.
+    ``mediapipe`` samples it as MediaPipe's ImageToTensorCalculator does (what the selfie models were trained
+    on); ``resize`` is cv2.resize. Both convert colour on the small picture only.
     """
+    if resampling == "mediapipe":
+        return warp_rgb(image, layout, size)
+    if resampling != "resize":
+        raise ValueError(f"unknown resampling {resampling!r}: use one of {', '.join(RESAMPLINGS)}")
     if layout == I420:
         width, height = size
         even = (width + width % 2, height + height % 2)  # I420 needs an even size
         rgb = cv2.cvtColor(resize_i420(image, even), cv2.COLOR_YUV2RGB_I420)
         return rgb if even == size else cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
-    small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return _to_rgb(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), layout)
+
+
+def warp_rgb(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+    """The whole picture sampled onto ``size`` (width, height) as MediaPipe's ImageToTensor does it, RGB uint8.
+
+    MediaPipe maps the image's corners onto the tensor's corners (output pixel u reads source x = u·W/w, no
+    half-pixel centring, unlike cv2.resize) and samples bilinearly with a zero border. I420 is sampled plane
+    by plane, each sample reading what the same sample of the decoded BGR picture would (see ``_replicated``),
+    then converted at the small size, so no full-size colour conversion runs.
+    """
+    width, height = frame_size(image, layout)
+    scale = (width / size[0], height / size[1])
+    if layout != I420:
+        return _to_rgb(_warp(image, _sample_map(size, scale, False), cv2.BORDER_CONSTANT, 0.0), layout)
+    y, u, v = i420_planes(image)
+    chroma = _sample_map(size, scale, True)
+    planes = [_warp(y, _sample_map(size, scale, False), cv2.BORDER_CONSTANT, BLACK_LUMA)]
+    planes += [_warp(p, chroma, cv2.BORDER_REPLICATE, 0.0) for p in (u, v)]
+    return cv2.transform(cv2.merge(planes), YUV_TO_RGB)
+
+
+def _warp(plane: np.ndarray, maps: tuple[np.ndarray, np.ndarray], border: int, fill: float) -> np.ndarray:
+    return cv2.remap(plane, *maps, cv2.INTER_LINEAR, borderMode=border, borderValue=fill)
+
+
+@functools.lru_cache(maxsize=16)
+def _sample_map(size: tuple[int, int], scale: tuple[float, float], chroma: bool) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's x and y maps: output pixel (u, v) reads source (u·sx, v·sy); built once per frame size.
+
+    Float maps give the same pixels as cv2.warpAffine/warpPerspective (MediaPipe's own call); OpenCV's
+    fixed-point maps would be faster for colour images but round 3 % of the samples differently.
+    """
+    xs = np.arange(size[0], dtype=np.float64) * scale[0]
+    ys = np.arange(size[1], dtype=np.float64) * scale[1]
+    if chroma:
+        xs, ys = _replicated(xs), _replicated(ys)
+    map_x, map_y = np.meshgrid(xs.astype(np.float32), ys.astype(np.float32))
+    return map_x, map_y
+
+
+def _replicated(luma: np.ndarray) -> np.ndarray:
+    """Chroma-plane positions that sample as bilinear sampling at ``luma`` positions of a picture whose chroma
+    was replicated onto 2×2 luma blocks (what FFmpeg's and OpenCV's I420 → BGR conversions do).
+
+    Between luma pixels 2j and 2j + 1 both neighbours hold chroma j: the sample is chroma j itself. Between
+    2j + 1 and 2j + 2 it blends chroma j and j + 1 by the same fraction.
+    """
+    whole = np.floor(luma)
+    fraction = luma - whole
+    return whole // 2 + np.where(whole % 2 == 1, fraction, 0.0)
+
+
+def _to_rgb(image: np.ndarray, layout: str) -> np.ndarray:
     if layout == RGB:
-        return small
-    return cv2.cvtColor(small, cv2.COLOR_BGRA2RGB if layout == BGRA else cv2.COLOR_BGR2RGB)
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if layout == BGRA else cv2.COLOR_BGR2RGB)
 
 
 def luma(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from backdrop.errors import ModelError
-from backdrop.pixels import BGR, small_rgb
+from backdrop.pixels import BGR, RESAMPLINGS, small_rgb
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_MODELS = {"general": "selfie_general", "landscape": "selfie_landscape"}
@@ -33,6 +33,10 @@ class ModelContract:
     channel_order: str = "RGB"
     value_range: tuple[float, float] = (0.0, 1.0)
     origin: str = ""
+    # how a frame is shrunk to the input: "mediapipe" samples as MediaPipe's ImageToTensorCalculator does,
+    # which the selfie models were trained with (and models fine-tuned here, through this contract); "resize"
+    # is cv2.resize, for models trained with it
+    resampling: str = "mediapipe"
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -45,7 +49,7 @@ class ModelContract:
         The one preprocessing of Backdrop: the pipeline, evaluation, distillation, benchmarks and tests all
         call it, so a model trained or scored here sees exactly what it sees live.
         """
-        rgb = small_rgb(image, layout, (self.input_width, self.input_height))
+        rgb = small_rgb(image, layout, (self.input_width, self.input_height), self.resampling)
         if self.channel_order == "BGR":
             rgb = rgb[..., ::-1]
         low, high = self.value_range
@@ -61,6 +65,8 @@ class ModelContract:
             raise ModelError(f"model {self.name}: channel_order must be one of {', '.join(CHANNEL_ORDERS)}")
         if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
             raise ModelError(f"model {self.name}: value_range must be [low, high] with low < high")
+        if self.resampling not in RESAMPLINGS:
+            raise ModelError(f"model {self.name}: resampling must be one of {', '.join(RESAMPLINGS)}")
 
     @classmethod
     def load(cls, path: Path) -> ModelContract:

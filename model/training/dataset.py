@@ -48,7 +48,9 @@ def load_backgrounds(folder: Path, size: tuple[int, int]) -> np.ndarray:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DatasetError(f"no images in backgrounds folder {folder}")
-    return np.stack([small_rgb(read_image(p), RGB, size[::-1]) for p in paths]).astype(np.float32) / 255
+    # a plain resize: MediaPipe's corner-to-corner warp would blend its black border into an enlarged picture's edge
+    stock = [small_rgb(read_image(p), RGB, size[::-1], resampling="resize") for p in paths]
+    return np.stack(stock).astype(np.float32) / 255
 
 
 def split_samples(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

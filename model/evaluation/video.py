@@ -1,0 +1,208 @@
+"""`backdrop eval --video`: the run's own matte pipeline over any footage, scored with the temporal metrics.
+
+Frames come from the same file source and go through the same Infer and MatteMaker as `backdrop run`
+with the run configuration's model and mask settings, so the numbers describe what a run shows. Each frame
+is matted twice: with the configured temporal filter and without it, so ghosting (where the filter makes
+the matte differ from what the model said for this frame) can be measured. Sizes of the edge band and of
+the interior margin scale with the frame height (given here at 720p).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from backdrop.errors import BackdropError
+from backdrop.model.evaluation import temporal_metrics as tm
+from backdrop.model.evaluation.contact_sheet import EdgeCrops
+from backdrop.model.segmenter import load_segmenter
+from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
+from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.config import MaskConfig, RunConfig
+from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.steps import Infer
+
+EDGE_BAND = 7 / 720  # edge-band radius as a share of the frame height
+INTERIOR_MARGIN = 14 / 720  # how far inside the edge "inside the person" starts, as a share of the height
+
+
+def unfiltered(mask: MaskConfig) -> MaskConfig:
+    """The same mask settings with the temporal filter off: the per-frame matte ghosting is measured against."""
+    return dataclasses.replace(mask, temporal="none")
+
+
+def reference_masks(folder: Path) -> list[Path]:
+    """The reference matte images in ``folder``, in name order; a BackdropError when there are none."""
+    if not folder.is_dir():
+        raise BackdropError(f"reference folder not found: {folder}")
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as e:
+        raise BackdropError(f"cannot read reference folder {folder}: {e.strerror or e}") from e
+    if not paths:
+        raise BackdropError(f"reference folder {folder} holds no mask images")
+    return paths
+
+
+def read_reference(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """One reference matte as float32 alpha in [0, 1] at ``size`` (width, height)."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise BackdropError(f"cannot read reference mask {path}")
+    if image.shape[::-1] != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return image.astype(np.float32) * np.float32(1 / 255)
+
+
+@dataclass
+class MatteStats:
+    """Per-frame values of the metrics on one sequence of mattes."""
+
+    edge_flicker: list[float] = field(default_factory=list)
+    crossings: list[int] = field(default_factory=list)
+    soft_edge_width: list[float] = field(default_factory=list)
+    see_through: list[float] = field(default_factory=list)
+    previous: np.ndarray | None = None
+
+    def add(self, alpha: np.ndarray, band: int, margin: int) -> None:
+        if self.previous is not None:
+            self.edge_flicker.append(tm.edge_flicker(self.previous, alpha, band))
+            self.crossings.append(tm.crossings(self.previous, alpha))
+        self.soft_edge_width.append(tm.soft_edge_width(alpha))
+        self.see_through.append(tm.see_through(alpha, margin))
+        self.previous = alpha
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "edge_flicker": mean(self.edge_flicker),
+            "crossings_per_frame": mean(self.crossings),
+            "soft_edge_width_px": mean(self.soft_edge_width),
+            "see_through": mean(self.see_through),
+        }
+
+
+def mean(values: list) -> float:
+    return round(float(np.mean(values)), 6) if values else 0.0
+
+
+@dataclass
+class Ghosting:
+    """Where the filtered matte departs from the unfiltered one, frame by frame, and how far it lags."""
+
+    trailing: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    apart: float = 0.0  # summed mean |filtered - unfiltered|
+    moved: float = 0.0  # summed mean |Δ unfiltered|
+
+    def add(self, filtered: np.ndarray, plain: np.ndarray, previous_plain: np.ndarray | None) -> None:
+        trailing, missing = tm.ghost_pixels(filtered, plain)
+        self.trailing.append(trailing)
+        self.missing.append(missing)
+        if previous_plain is not None:
+            self.apart += tm.mean_abs_difference(filtered, plain)
+            self.moved += tm.mean_abs_difference(plain, previous_plain)
+
+    def summary(self) -> dict:
+        total = np.add(self.trailing, self.missing)
+        return {
+            "pixels_per_frame": mean(total.tolist()),
+            "trailing_per_frame": mean(self.trailing),
+            "missing_per_frame": mean(self.missing),
+            "worst_frame": int(total.argmax()),
+            "worst_pixels": int(total.max()),
+            # how many frames of the unfiltered matte's own motion the filtered one trails (0 without motion)
+            "lag_frames": round(self.apart / self.moved, 4) if self.moved > 0 else 0.0,
+            "per_frame": total.tolist(),
+        }
+
+
+class ReferenceScores:
+    """Per-frame IoU of the matte against a folder of reference mattes, one per frame in name order."""
+
+    def __init__(self, folder: Path, clip: Path) -> None:
+        self.folder, self.clip = folder, clip
+        self.paths = reference_masks(folder)
+        self.ious: list[float] = []
+
+    def add(self, index: int, alpha: np.ndarray) -> None:
+        if index >= len(self.paths):
+            raise self.mismatch("more")
+        reference = read_reference(self.paths[index], (alpha.shape[1], alpha.shape[0]))
+        self.ious.append(tm.iou(alpha, reference))
+
+    def mismatch(self, frames: int | str) -> BackdropError:
+        return BackdropError(f"reference {self.folder} has {len(self.paths)} masks but {self.clip} has {frames} frames")
+
+    def summary(self) -> dict:
+        if len(self.ious) != len(self.paths):
+            raise self.mismatch(len(self.ious))
+        return {
+            "folder": str(self.folder),
+            "iou_mean": mean(self.ious),
+            "iou_min": round(min(self.ious), 6),
+            "per_frame": [round(v, 6) for v in self.ious],
+        }
+
+
+class MattePair:
+    """The run's matte and the same without temporal filtering, each with its own temporal state."""
+
+    def __init__(self, mask: MaskConfig, size: tuple[int, int], layout: str) -> None:
+        self.makers = (MatteMaker(mask, *size, layout), MatteMaker(unfiltered(mask), *size, layout))
+        self.states: list[np.ndarray | None] = [None, None]
+
+    def __call__(self, mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(filtered, unfiltered) full-resolution alpha for one model mask and its frame."""
+        alphas = []
+        for i, maker in enumerate(self.makers):
+            matte, self.states[i] = maker.matte(mask, image, self.states[i])
+            alphas.append(matte.full())
+        return alphas[0], alphas[1]
+
+
+def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = None, sheet: Path | None = None) -> dict:
+    """Every temporal metric of the configured matte pipeline over ``clip``, as a JSON-ready dict."""
+    references = ReferenceScores(reference, clip) if reference is not None else None
+    matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops()
+    mattes: MattePair | None = None
+    with (
+        VideoFileSource(clip) as source,
+        load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads) as segmenter,
+    ):
+        infer = Infer(segmenter)
+        while (frame := source.read()) is not None:
+            if mattes is None:
+                size = frame.size
+                mattes = MattePair(config.mask, size, frame.layout)
+                band, margin = (max(1, round(share * size[1])) for share in (EDGE_BAND, INTERIOR_MARGIN))
+            alpha, plain = mattes(infer.masks([infer.preprocess(frame)])[0], frame.image)
+            ghosting.add(alpha, plain, raw.previous)
+            matted.add(alpha, band, margin)
+            raw.add(plain, band, margin)
+            if references is not None:
+                references.add(frame.index, alpha)
+            crops.offer(frame.index, lambda f=frame: to_bgr(f.image, f.layout), alpha)
+    if mattes is None:
+        raise BackdropError(f"{clip} has no decodable frames")
+    report = {
+        "clip": str(clip),
+        "frames": len(ghosting.trailing),
+        "size": list(size),
+        "model": config.model.name,
+        "mask": dataclasses.asdict(config.mask),
+        "edge_band_px": band,
+        "interior_margin_px": margin,
+        "matte": matted.summary(),
+        "unfiltered": raw.summary(),
+        "ghosting": ghosting.summary(),
+        "per_frame": {"edge_flicker": [round(v, 6) for v in matted.edge_flicker], "crossings": matted.crossings},
+    }
+    if references is not None:
+        report["reference"] = references.summary()
+    if sheet is not None:
+        report["sheet"] = str(crops.write(sheet))
+    return report
