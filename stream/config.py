@@ -114,12 +114,14 @@ class EncoderConfig:
     tune: str | None = None  # e.g. zerolatency (sliced threads: lower latency, lower throughput)
     threads: int = 0  # 0 lets x264 choose
     audio: bool = True  # a video file source's audio goes into video file outputs
+    segment_s: float = 60.0  # length of each segment of an output named with strftime fields (%Y%m%d-%H%M%S.mp4)
 
     def validate(self) -> None:
         presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
         _require(self.preset in presets, "encoder.preset", "must be one of " + ", ".join(presets))
         _within("encoder.crf", self.crf, 0, 51)
         _within("encoder.threads", self.threads, 0, 64)
+        _within("encoder.segment_s", self.segment_s, 0, 86400, above=True)
 
 
 @dataclass(frozen=True)

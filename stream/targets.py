@@ -5,16 +5,22 @@ the read paths are the source (a file or a folder), the background (a file) and 
 compared resolved (``os.path.realpath``) and, where they exist, by device and inode, so a symlink or a hard
 link to the source counts as the source. File outputs are written under a hidden ``.NAME.PID.partial``
 first (see stream.sinks.video_file); the check is on the final names, which the rename replaces.
+
+An output named with strftime fields (segments, see stream.sinks.segment_names) has no one name: it clashes
+with every path its pattern could expand to (``rec/%Y%m%d.mp4`` with a source ``rec/20260101.mp4``). Its
+segments never overwrite an existing file either (a taken name gets a suffix), whatever expands later.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.config import RunConfig
+from backdrop.stream.sinks.segment_names import is_segmented, pattern_regex
 
 STATS_ROLE = "--stats-json"
 
@@ -27,6 +33,7 @@ class Place:
     name: str  # as the user spelled it
     real: str
     inode: tuple[int, int] | None  # (st_dev, st_ino) when the path exists
+    pattern: re.Pattern[str] | None = None  # every real path a segmented output can write
 
     @classmethod
     def of(cls, role: str, name: str | Path) -> Place:
@@ -34,6 +41,8 @@ class Place:
             real = os.path.realpath(name)
         except ValueError as e:  # a NUL byte
             raise ConfigError(f"{role} {str(name)!r} is not a usable path: {e}") from e
+        if role == "output" and is_segmented(str(name)):
+            return cls(role, str(name), real, None, pattern_regex(real))  # expands to names under real folders
         try:
             info = os.stat(name)
         except OSError:  # not there yet, or a dangling link: only its resolved name can clash
@@ -41,6 +50,10 @@ class Place:
         return cls(role, str(name), real, (info.st_dev, info.st_ino))
 
     def same(self, other: Place) -> bool:
+        """True when both are one path, or one is a pattern that can expand to the other (two patterns: equal)."""
+        if (self.pattern is None) != (other.pattern is None):
+            pattern, path = (self.pattern, other) if self.pattern else (other.pattern, self)
+            return any(pattern.fullmatch(name) for name in (path.real, os.path.abspath(path.name)))
         return self.real == other.real or (self.inode is not None and self.inode == other.inode)
 
 
@@ -79,12 +92,16 @@ def check_targets(config: RunConfig, *, config_path: Path | None) -> None:
         noun = "stats file" if target.role == STATS_ROLE else "output"
         for place in reads:
             if target.same(place):
-                raise ConfigError(f"{target.role} {target.name} is {place.role} {place.name}: choose another {noun}")
+                verb = "could name" if target.pattern else "is"
+                raise ConfigError(
+                    f"{target.role} {target.name} {verb} {place.role} {place.name}: choose another {noun}"
+                )
         for earlier in writes[:i]:
             if target.same(earlier):
                 if (target.role, target.name) == (earlier.role, earlier.name):
                     raise ConfigError(f"{target.role} {target.name} is given twice")
-                raise ConfigError(f"{target.role} {target.name} is also the {earlier.role} {earlier.name}")
+                verb = "could also name" if target.pattern or earlier.pattern else "is also"
+                raise ConfigError(f"{target.role} {target.name} {verb} the {earlier.role} {earlier.name}")
     if config.pipeline.stats_json:
         check_stats_path(config.pipeline.stats_json)
 

@@ -1,4 +1,4 @@
-"""Picks the Sink class for an output string: file, PNG folder, window, null, RTSP, browser preview or vcam."""
+"""Picks the Sink class for an output string: file (or segments), PNG folder, window, null, RTSP, preview or vcam."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from backdrop.errors import SinkError
 from backdrop.stream.config import EncoderConfig
 from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.segment_names import is_segmented
 from backdrop.stream.sinks.video_file import is_video_file
 
 ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
@@ -44,6 +45,10 @@ def make_sink(
         from backdrop.stream.sinks.preview import PreviewSink
 
         return PreviewSink(spec)
+    if is_segmented(spec):
+        from backdrop.stream.sinks.segmented_file import SegmentedFileSink
+
+        return SegmentedFileSink(spec, alpha=alpha, encoder=encoder, audio_from=audio_from)
     if is_file:
         from backdrop.stream.sinks.video_file import VideoFileSink
 
