@@ -250,7 +250,12 @@ def load_config(path: str | Path | None) -> RunConfig:
     """Read a YAML file, a bundled config by name, or the defaults when ``path`` is None, into a RunConfig."""
     if path is None:
         return parse_config(None)
-    data = _read_config(Path(path))
+    return parse_config(read_yaml(Path(path)))
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML of a config file (or a bundled config by name), any failure as one ConfigError line."""
+    data = _read_config(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -265,7 +270,7 @@ def load_config(path: str | Path | None) -> RunConfig:
     except (ValueError, RecursionError) as e:  # PyYAML's int() of a huge number; nesting deeper than the stack
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
         raise ConfigError(f"config {path} is not valid YAML: {reason}") from e
-    return parse_config(parsed)
+    return parsed
 
 
 def _read_config(path: Path) -> bytes:

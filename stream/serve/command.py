@@ -1,0 +1,91 @@
+"""``backdrop serve``: many streams from one config, one shared model, a control API; runs until stopped.
+
+Unlike ``backdrop run``, a stop is a service's normal end: SIGINT/SIGTERM stop every stream gracefully (files
+stay playable) and exit 0. With ``--max-frames N`` each stream stops after N written frames and the command
+exits once all have. The control API is listening before the model loads, so a taken port fails at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backdrop.errors import ConfigError, RuntimeUnavailable
+
+if TYPE_CHECKING:
+    from backdrop.stream.serve.config import ServeConfig
+    from backdrop.stream.serve.engine import Engine
+
+DEFAULT_CONTROL = "127.0.0.1:8090"  # loopback: the API has no authentication
+POLL_S = 0.2  # how often the main thread checks whether every stream is done (signals are handled in between)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run many streams with one shared model, a control API and Prometheus metrics",
+        description="Serve every stream of --config (see configs/streams.yaml) until stopped.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="YAML serve configuration (streams: …)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="where the streams run")
+    parser.add_argument("--control", default=DEFAULT_CONTROL, help=f"HOST:PORT of the control API ({DEFAULT_CONTROL})")
+    parser.add_argument("--max-frames", type=int, help="stop each stream after N written frames, exit when all are")
+    parser.add_argument("--stats-json", help="write every stream's final figures and the totals to this JSON file")
+    parser.add_argument("--ray-address", help="join this Ray cluster (--engine ray; default: start a local Ray)")
+    parser.set_defaults(handler=serve)
+
+
+def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
+    """The engine ``--engine`` names; the Ray one is imported only when asked for."""
+    if args.engine == "local":
+        if args.ray_address:
+            raise ConfigError("--ray-address needs --engine ray")
+        from backdrop.stream.serve.engine import LocalEngine
+
+        return LocalEngine(config, max_frames=args.max_frames)
+    try:
+        from backdrop.stream.serve.ray_engine import RayEngine
+    except ModuleNotFoundError as e:
+        if (e.name or "").startswith("backdrop."):
+            raise RuntimeUnavailable("--engine ray: the Ray engine is not part of this installation") from e
+        raise RuntimeUnavailable(f"--engine ray needs {e.name}: pip install 'backdrop[ray]'") from e
+    return RayEngine(config, max_frames=args.max_frames, address=args.ray_address)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from backdrop.stream.assemble import write_stats
+    from backdrop.stream.serve.config import load_serve_config
+    from backdrop.stream.serve.control import ControlServer, parse_control
+    from backdrop.stream.targets import check_stats_path
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError("--max-frames: must be >= 1")
+    config = load_serve_config(args.config)
+    if args.stats_json:
+        check_stats_path(args.stats_json)
+    engine = make_engine(args, config)
+    previews = {s.name: [o for o in s.outputs if o.startswith("http://")] for s in config.streams}
+    control = ControlServer(engine, *parse_control(args.control), previews)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        control.start()
+        engine.start()
+        while not stop.wait(POLL_S):
+            if args.max_frames is not None and engine.wait(0):
+                break
+    finally:
+        engine.stop()
+        control.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    streams, totals = engine.streams(), engine.totals()
+    if args.stats_json:
+        write_stats(args.stats_json, {"streams": {s["name"]: s for s in streams}, "totals": totals})
+    summary = ", ".join(f"{s['name']} {s['state']} ({s['frames_out']} frames)" for s in streams)
+    print(f"backdrop: served {len(streams)} streams: {summary or 'none'}", file=sys.stderr)
+    return 0

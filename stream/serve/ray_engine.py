@@ -1,0 +1,328 @@
+"""``backdrop serve --engine ray``: the streams in Ray actors, each running a LocalEngine, restarted by Ray.
+
+Each actor holds ``serve.streams_per_actor`` streams (default one) and runs them exactly as ``--engine local``
+does, with its own model batching across its streams; frames never leave the actor's process, only configs
+and figures travel through Ray. On a cluster an actor reserves ``serve.actor_cpus`` CPUs (the embedded Ray
+reserves none: on one machine the OS shares the cores, as with ``--engine local``, and an added stream never
+waits for a free CPU) and, where there are GPUs, ``serve.actor_gpus`` of one (by default an equal share, at
+most one), so Ray places it on a node that has them.
+
+Failure. Actors are created with ``max_restarts=serve.actor_restarts`` (-1: always): when an actor's process
+dies, Ray starts a new one from the same constructor arguments (its streams' configs), which starts the
+streams again; recordings continue into a new segment. Meanwhile its streams show state ``restarting``;
+their counters add up over restarts. A restarted actor counts ``--max-frames`` afresh.
+
+Without an address it starts a Ray of its own on this machine (the embedded default) and shuts it down at
+the end; with one (``auto``, ``HOST:6379``) it joins that cluster, whose nodes must have backdrop installed
+and see the config's paths at the same place (actors start in the driver's working directory when it exists
+on their node).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
+
+from backdrop.errors import RuntimeUnavailable
+from backdrop.stream.serve.config import ServeConfig, StreamConfig
+from backdrop.stream.serve.engine import STOP_TIMEOUT_S, LocalEngine, sum_totals
+
+ANSWER_S = 1.0  # how long a figures call waits for actors; one that has not answered shows its last figures
+SILENT_S = 2.0  # an actor that leaves a figures call unanswered this long is down (Ray is restarting it)
+COUNTERS = ("frames_out", "dropped", "reconnects", "restarts")  # added up over an actor's restarts
+CONNECT_S = 5.0  # how long a cluster's address may take to accept a connection
+BATCH_COUNTS = ("batches", "mixed_batches", "frames_inferred")  # each actor's model's, added up
+ACTOR_CONCURRENCY = 4  # figures are answered while a long wait() or stop() runs in the same actor
+
+
+def check_reachable(address: str) -> None:
+    """Fail at once when a ``HOST:PORT`` address does not answer: Ray itself retries for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: Ray finds the cluster, or says at once that there is none
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise RuntimeUnavailable(
+            f"cannot join the Ray cluster at {address}: {reason} (is `ray start --head` running?)"
+        ) from e
+
+
+class StreamActor:
+    """A LocalEngine on a group of streams, in a Ray worker process (Ray rebuilds it from these arguments)."""
+
+    def __init__(self, config: ServeConfig, max_frames: int | None, cwd: str) -> None:
+        if os.path.isdir(cwd):
+            os.chdir(cwd)  # relative paths of the config mean what they mean to the driver
+        self.node = ray.util.get_node_ip_address()
+        self.engine = LocalEngine(config, max_frames=max_frames)
+        self.engine.start()
+
+    def figures(self) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+        """(this process's id, each stream's figures with its pid and node, the engine's totals)."""
+        streams = self.engine.streams()
+        for figures in streams:
+            figures.update(pid=os.getpid(), node=self.node)
+        return os.getpid(), streams, self.engine.totals()
+
+    def add(self, stream: StreamConfig) -> None:
+        self.engine.add(stream)
+
+    def remove(self, name: str) -> None:
+        self.engine.remove(name)
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.engine.wait(timeout)
+
+    def stop(self) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+        """Stop every stream gracefully; the final figures."""
+        self.engine.stop()
+        return self.figures()
+
+
+RemoteStreamActor = ray.remote(StreamActor)
+
+
+def blank(name: str) -> dict[str, Any]:
+    """The figures of a stream whose actor has not answered yet."""
+    return {
+        "name": name, "state": "starting", "pid": None, "node": None, "fps_in": 0.0, "fps_out": 0.0,
+        "frames_out": 0, "dropped": 0, "reconnects": 0, "restarts": 0, "latency_p50_ms": 0.0,
+        "latency_p95_ms": 0.0, "error": None,
+    }  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Actor:
+    """The driver's view of one actor: its handle, its streams, and what it last said."""
+
+    handle: Any
+    names: list[str]
+    pid: int | None = None
+    down: str | None = None  # "restarting" (a call failed, or went unanswered SILENT_S) or "failed" (for good)
+    error: str | None = None
+    restarts: int = 0  # new processes seen
+    pending: Any = None  # the figures call in flight
+    asked_at: float = 0.0
+    last: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # by stream name
+    past: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # counters of earlier incarnations
+    totals: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def figures(self, name: str) -> dict[str, Any]:
+        figures = dict(self.last.get(name) or blank(name))
+        for key, value in self.past.get(name, {}).items():
+            figures[key] += value
+        figures["restarts"] += self.restarts
+        if self.down is not None:
+            figures.update(state=self.down, fps_in=0.0, fps_out=0.0, error=self.error or figures["error"])
+        return figures
+
+    def ask(self) -> None:
+        if self.pending is None and self.down != "failed":
+            self.pending, self.asked_at = self.handle.figures.remote(), time.monotonic()
+
+    def answered(self, pid: int, streams: list[dict[str, Any]], totals: dict[str, Any]) -> None:
+        if self.pid is not None and pid != self.pid:
+            self.restarted()
+        self.pid, self.down, self.totals = pid, None, totals
+        self.last = {figures["name"]: figures for figures in streams}
+
+    def restarted(self) -> None:
+        """Fold the dead process's counters into the past: its replacement counts from zero."""
+        self.restarts += 1
+        for name, figures in self.last.items():
+            past = self.past.setdefault(name, dict.fromkeys(COUNTERS, 0))
+            for key in COUNTERS:
+                past[key] += figures[key]
+        self.last = {}
+
+    def failed(self, error: RayActorError) -> None:
+        """A call found the actor dead: for good (ActorDiedError), else while Ray restarts it."""
+        if isinstance(error, ActorDiedError):
+            self.down, self.error = "failed", str(error).strip().splitlines()[0]
+        else:
+            self.down = "restarting"
+
+    def silent(self) -> None:
+        if self.pending is not None and self.down is None and time.monotonic() - self.asked_at > SILENT_S:
+            self.down = "restarting"
+
+
+class RayEngine:
+    """The Engine protocol over Ray actors that each run a LocalEngine on their streams."""
+
+    def __init__(self, config: ServeConfig, *, max_frames: int | None = None, address: str | None = None) -> None:
+        self.config = config
+        self.max_frames = max_frames
+        self.address = address
+        self._actors: list[_Actor] = []
+        self._lock = threading.Lock()
+        self._owns_ray = False
+        self._gpus = 0.0
+        self._embedded = False  # a Ray of our own on this machine
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start or join Ray, then one actor per group of streams; returns once they are created, not running."""
+        groups = self._groups(self.config.streams)
+        if not ray.is_initialized():
+            self._init()
+        self._gpus = self._gpu_share(len(groups))
+        with self._lock:
+            for group in groups:
+                self._spawn(group)
+            self._started = True
+
+    def _init(self) -> None:
+        quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
+        if self.address:
+            check_reachable(self.address)
+            try:
+                ray.init(address=self.address, **quiet)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                reason = str(e).strip().splitlines()[0]
+                raise RuntimeUnavailable(f"cannot join the Ray cluster at {self.address}: {reason}") from e
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+            self._embedded = True
+        self._owns_ray = True
+
+    def _gpu_share(self, actors: int) -> float:
+        """GPUs per actor: as configured, else an equal share of the cluster's (at most one), else none."""
+        if self.config.serve.actor_gpus is not None:
+            return self.config.serve.actor_gpus
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        return min(1.0, gpus / max(1, actors)) if gpus else 0.0
+
+    def _groups(self, streams: tuple[StreamConfig, ...]) -> list[tuple[StreamConfig, ...]]:
+        size = self.config.serve.streams_per_actor
+        return [streams[i : i + size] for i in range(0, len(streams), size)]
+
+    def _spawn(self, group: tuple[StreamConfig, ...]) -> None:
+        options = self.config.serve
+        handle = RemoteStreamActor.options(
+            num_cpus=0.0 if self._embedded else options.actor_cpus,  # one machine: the OS shares its cores
+            num_gpus=self._gpus,
+            max_restarts=options.actor_restarts,
+            max_task_retries=0,  # a call that was running when the actor died fails: the driver asks again
+            max_concurrency=ACTOR_CONCURRENCY,
+        ).remote(dataclasses.replace(self.config, streams=group), self.max_frames, os.getcwd())
+        self._actors.append(_Actor(handle, [stream.name for stream in group]))
+
+    def add(self, stream: StreamConfig) -> None:
+        """Start one more stream in an actor of its own; ConfigError when it clashes with the others."""
+        with self._lock:
+            self.config = self.config.with_stream(stream)
+            if self._started:
+                self._spawn((stream,))
+
+    def remove(self, name: str) -> None:
+        """Stop one stream; its actor goes too when it held no other."""
+        with self._lock:
+            self.config = self.config.without(name)
+            actor = next((a for a in self._actors if name in a.names), None)
+            if actor is None:
+                return
+            actor.names.remove(name)
+            actor.last.pop(name, None)
+            if not actor.names:
+                self._actors.remove(actor)
+        if actor.names:
+            self._call(actor.handle.remove.remote(name), STOP_TIMEOUT_S)
+        else:
+            self._call(actor.handle.stop.remote(), STOP_TIMEOUT_S)
+            ray.kill(actor.handle, no_restart=True)
+
+    @staticmethod
+    def _call(ref: Any, timeout: float) -> Any:
+        """The call's answer, or None when the actor is down or slow (its figures will say so)."""
+        try:
+            return ray.get(ref, timeout=timeout)
+        except (GetTimeoutError, RayActorError):
+            return None
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Every stream's figures; an actor that does not answer within ANSWER_S keeps its last ones."""
+        with self._lock:
+            actors = list(self._actors)
+            if not self._stopped:
+                self._refresh(actors)
+        return [actor.figures(name) for actor in actors for name in actor.names]
+
+    def _refresh(self, actors: list[_Actor]) -> None:
+        for actor in actors:
+            actor.ask()
+        pending = [actor.pending for actor in actors if actor.pending is not None]
+        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=ANSWER_S) if pending else ([], [])
+        for actor in actors:
+            if actor.pending is not None and actor.pending in ready:
+                ref, actor.pending = actor.pending, None
+                try:
+                    actor.answered(*ray.get(ref))
+                except RayActorError as e:
+                    actor.failed(e)
+            actor.silent()
+
+    def totals(self) -> dict[str, Any]:
+        """The streams' totals, the actors' batching added up, and how many actors there are."""
+        totals = sum_totals(self.streams())
+        with self._lock:
+            actors = [actor.totals for actor in self._actors]
+        for key in BATCH_COUNTS:
+            totals[key] = sum(a.get(key, 0) for a in actors)
+        batches = totals["batches"]
+        totals.update(
+            actors=len(actors),
+            mean_batch_size=round(totals["frames_inferred"] / batches, 3) if batches else 0.0,
+            peak_rss_mb=round(sum(a.get("peak_rss_mb", 0.0) for a in actors), 1),  # all actors together
+        )
+        return totals
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every stream has ended in its actor (or its actor is gone for good)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with self._lock:
+                actors = [actor for actor in self._actors if actor.down != "failed"]
+            if not actors:
+                return True
+            refs = [actor.handle.wait.remote(left) for actor in actors]
+            try:
+                return all(ray.get(refs, timeout=None if left is None else left + ANSWER_S))
+            except GetTimeoutError:
+                return False
+            except RayActorError:  # one died: a restarted one starts its streams again, a failed one is done
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                with self._lock:
+                    self._refresh(actors)
+
+    def stop(self) -> None:
+        """Stop every actor's streams gracefully (keeping their final figures), end the actors, leave Ray."""
+        with self._lock:
+            actors = list(self._actors)
+            for actor in actors:
+                actor.pending, actor.asked_at = actor.handle.stop.remote(), time.monotonic()
+            self._refresh_until(actors, STOP_TIMEOUT_S + ANSWER_S)
+            self._stopped = True
+        for actor in actors:
+            ray.kill(actor.handle, no_restart=True)
+        if self._owns_ray:
+            ray.shutdown()
+
+    def _refresh_until(self, actors: list[_Actor], timeout: float) -> None:
+        pending = [actor.pending for actor in actors if actor.pending is not None]
+        if pending:  # any Ray call, even with nothing to wait for, would start a Ray of its own
+            ray.wait(pending, num_returns=len(pending), timeout=timeout)
+            self._refresh(actors)
