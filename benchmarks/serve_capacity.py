@@ -233,12 +233,23 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for count in (int(n) for n in args.streams.split(",")):
         for mode in args.modes.split(","):
-            result = {"size": label, "fps": args.fps, **run_case(mode, count, width, height, args.fps, args)}
-            print(json.dumps(result), flush=True)
-            results.append(result)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2) + "\n")
+            results.append(
+                shown({"size": label, "fps": args.fps, **run_case(mode, count, width, height, args.fps, args)})
+            )
+    save(results, args.json)
     return 0
+
+
+def shown(result: dict[str, Any]) -> dict[str, Any]:
+    """``result``, printed as one JSON line as soon as it is measured."""
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def save(results: list[dict[str, Any]], path: Path | None) -> None:
+    """Write ``results`` with the machine they were measured on, when a path was given."""
+    if path:
+        path.write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

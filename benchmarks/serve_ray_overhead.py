@@ -15,7 +15,6 @@ Ray's CPU is counted from every process running Ray's code: run no other Ray on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from backdrop.benchmarks.inputs import parse_resolution
-from backdrop.benchmarks.machine import describe_machine
-from backdrop.benchmarks.serve_capacity import cpu_seconds, rss_mb
+from backdrop.benchmarks.serve_capacity import cpu_seconds, rss_mb, save, shown
 from backdrop.stream.serve.config import parse_serve_config
 from backdrop.stream.serve.engine import Engine, LocalEngine
 
@@ -130,11 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for name, engine in (("local", LocalEngine(config)), ("ray", RayEngine(config))):
-        result = {"engine": name, "streams": args.streams, "size": label, "fps": args.fps, **measure(engine, args)}
-        print(json.dumps(result), flush=True)
-        results.append(result)
-    if args.json:
-        args.json.write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2) + "\n")
+        results.append(
+            shown({"engine": name, "streams": args.streams, "size": label, "fps": args.fps, **measure(engine, args)})
+        )
+    save(results, args.json)
     return 0
 
 

@@ -117,9 +117,9 @@ class Pipeline:
 
     def _build(self, first: Frame, layout: str, compositor: Compositor) -> list[Stage]:
         """The stage threads and their queues: each stage calls one step and hands its result on."""
-        drop = self.source.live
+        live = self.source.live
 
-        def queue(name: str) -> StageQueue:
+        def queue(name: str, drop: bool) -> StageQueue:
             q = StageQueue(name, self.queue_size, drop_oldest=drop)
             self.stats.queues.append(q)
             self.control.queues.append(q)
@@ -131,9 +131,12 @@ class Pipeline:
 
         infer = Infer(self.segmenter)
         common = {"control": self.control, "stats": self.stats}
-        to_pre, to_infer, to_compose = queue("preprocess"), queue("inference"), queue("composite")
-        to_sinks = [queue(f"write:{sink.describe()}") for sink in self.sinks]
-        capture_limit = None if drop else self.max_frames
+        # A live run that falls behind drops frames where they enter, before any work is spent on them; past
+        # that the stages wait for each other. Each output drops on its own, so a slow one never stalls the rest.
+        to_pre = queue("preprocess", drop=live)
+        to_infer, to_compose = queue("inference", drop=False), queue("composite", drop=False)
+        to_sinks = [queue(f"write:{sink.describe()}", drop=live) for sink in self.sinks]
+        capture_limit = None if live else self.max_frames
         return [
             CaptureStage(
                 self.source,

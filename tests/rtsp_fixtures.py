@@ -6,16 +6,55 @@ Everything waits on output lines or conditions with a deadline; nothing sleeps.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from backdrop.benchmarks.rtsp_servers import HOST, LineWatcher, Publisher, Relay, relay_available, stop_process  # noqa: F401
+from backdrop.benchmarks.rtsp_servers import HOST, LineWatcher, Publisher, Relay, relay_available, stop_process
+from backdrop.pixels import to_bgr
 from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.base import Sink
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class BackdropProcess:
+    """``backdrop ARGS…`` as a child process, its stderr collected line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "backdrop.cli", *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr = LineWatcher(self.process.stderr)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; fails the test, with the collected stderr, if it is still running after ``timeout``."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(self.process)
+            pytest.fail(f"backdrop still running after {timeout} s; stderr:\n{self.stderr.text()}")
+        self.stderr.join(5)
+        return code
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def bgr(frame: Frame) -> np.ndarray:
+    """A frame's picture in BGR, whatever layout its source delivers (network sources: I420 when they can)."""
+    return to_bgr(frame.image, frame.layout)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

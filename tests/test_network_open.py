@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from clips import error_lines, run_cli
-from rtsp_fixtures import HOST, FrameFeeder, Relay, free_port, relay  # noqa: F401
+from rtsp_fixtures import HOST, FrameFeeder, Relay, bgr, free_port, relay  # noqa: F401
 
 from backdrop.errors import SourceError
 from backdrop.stream.backoff import Backoff
@@ -91,7 +91,7 @@ def test_a_file_over_http_plays_every_frame_once_then_ends(http_root: str) -> No
         assert source.fps == pytest.approx(30.0)
         frames = []
         while (frame := source.read()) is not None:
-            frames.append(frame.image)
+            frames.append(bgr(frame))
         assert source.read() is None
     assert [read_stamp(frame) for frame in frames] == list(range(CLIP_FRAMES))
     assert frames[0].shape == (180, 320, 3)
@@ -106,7 +106,7 @@ def test_an_outage_longer_than_give_up_after_s_ends_reading() -> None:
     try:
         with FrameFeeder(preview, 160, 120):
             source.open()
-            assert source.live and source.read().image.shape == (120, 160, 3)
+            assert source.live and bgr(source.read()).shape == (120, 160, 3)
         lost_at = time.monotonic()
         preview.close()
         with pytest.raises(SourceError, match=r"/stream\.mjpg: gave up after \d+\.\d s without a frame \(") as error:

@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from rtsp_fixtures import FrameFeeder, free_port, wait_until
+from rtsp_fixtures import FrameFeeder, bgr, free_port, wait_until
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.pixels import BGR
 from backdrop.stream.controls import ACTIONS, LiveControls
 from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
@@ -193,7 +194,8 @@ def test_ffmpeg_reads_the_mjpeg_stream_and_reconnects_after_a_preview_restart() 
     with FrameFeeder(first, 320, 240, bgr=RED):
         reader = NetworkSource(f"http://127.0.0.1:{port}/stream.mjpg", max_backoff_s=1.0)
         reader.open()
-        assert np.median(reader.read().image.reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
+        assert reader.layout == BGR  # MJPEG's full-range planes are converted, not passed on as I420
+        assert np.median(bgr(reader.read()).reshape(-1, 3), axis=0) == pytest.approx(RED, abs=10)
     first.close()
     try:
         wait_until(lambda: not reader.connected, 5, "the reader to notice the preview went away")
@@ -201,7 +203,7 @@ def test_ffmpeg_reads_the_mjpeg_stream_and_reconnects_after_a_preview_restart() 
         second.open(320, 240, 30.0)
         with second, FrameFeeder(second, 320, 240, bgr=(200, 0, 0)):
             deadline = time.monotonic() + 10
-            frame = reader.read().image
+            frame = bgr(reader.read())
             assert time.monotonic() < deadline
             assert np.median(frame.reshape(-1, 3), axis=0) == pytest.approx((200, 0, 0), abs=10)
             assert reader.reconnects == 1

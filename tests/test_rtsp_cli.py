@@ -9,7 +9,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,39 +16,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from rtsp_fixtures import HOST, LineWatcher, Publisher, Relay, free_port, relay, stop_process, wait_until  # noqa: F401
+from rtsp_fixtures import HOST, BackdropProcess, Publisher, Relay, bgr, free_port, relay, wait_until  # noqa: F401
 
 from backdrop.stream.sources.network import NetworkSource
 
-REPO = Path(__file__).resolve().parents[1]
 GREEN_BACKGROUND = "color:#00ff00"
 
 
-class Backdrop:
-    """``backdrop run …`` as a child process, its stderr collected line by line."""
+class Backdrop(BackdropProcess):
+    """``backdrop run …`` as a child process."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "backdrop.cli", "run", "--no-progress", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr = LineWatcher(self.process.stderr)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            stop_process(self.process)
-            pytest.fail(f"backdrop still running after {timeout} s; stderr:\n{self.stderr.text()}")
-        self.stderr.join(5)
-        return code
-
-    def stop(self) -> None:
-        stop_process(self.process)
+        super().__init__("run", "--no-progress", *args)
 
 
 def green_share(image: np.ndarray) -> float:
@@ -73,7 +51,7 @@ def test_rtsp_in_process_rtsp_out_with_a_publisher_outage(relay: Relay, stamped_
     try:
         relay.wait_receiving("out", timeout=60)
         reader.open()
-        before = [reader.read().image for _ in range(10)]
+        before = [bgr(reader.read()) for _ in range(10)]
         assert before[0].shape == (360, 640, 3)
         # processed: the person is kept, the rest became green (the camera's picture has no green at all)
         assert all(0.3 < green_share(frame) < 0.95 for frame in before)
@@ -82,7 +60,7 @@ def test_rtsp_in_process_rtsp_out_with_a_publisher_outage(relay: Relay, stamped_
         run.stderr.wait_for("stream lost (no frame for 2.0 s); reconnecting", timeout=5)
         publisher = Publisher(relay.publish_url("cam"), clip=stamped_clip).start()
         restarted_at = time.monotonic()
-        after = reader.read().image
+        after = bgr(reader.read())
         assert time.monotonic() - restarted_at < 5.0, "the output did not resume within 5 s"
         assert 0.3 < green_share(after) < 0.95
         run.stderr.wait_for("reconnected after", timeout=5)
@@ -139,7 +117,7 @@ def test_browser_preview_of_a_run_shows_the_processed_frame(tmp_path: Path) -> N
     try:
         viewer = NetworkSource(url + "stream.mjpg")
         viewer.open()  # retries until the preview is up (the model loads first)
-        assert viewer.read().image.shape == (240, 320, 3)
+        assert bgr(viewer.read()).shape == (240, 320, 3)
         viewer.close()
         subprocess.run(
             ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from rtsp_fixtures import HOST, FrameFeeder, Relay, free_port, relay, wait_until  # noqa: F401
+from rtsp_fixtures import HOST, FrameFeeder, Relay, bgr, free_port, relay, wait_until  # noqa: F401
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.sinks.rtsp import RtspSink
@@ -39,7 +39,7 @@ def probe(url: str, seconds: float = 2.0) -> dict:
 def read_back(url: str, count: int) -> tuple[list[np.ndarray], float]:
     """``count`` frames decoded from ``url`` and the frame rate the stream declares."""
     with NetworkSource(url) as reader:
-        return [reader.read().image for _ in range(count)], reader.fps
+        return [bgr(reader.read()) for _ in range(count)], reader.fps
 
 
 def test_publishes_h264_at_the_source_rate(relay: Relay) -> None:

@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from rtsp_fixtures import HOST, Publisher, Relay, free_port, publisher, relay, wait_until  # noqa: F401
+from rtsp_fixtures import HOST, Publisher, Relay, bgr, free_port, publisher, relay, wait_until  # noqa: F401
 
 from backdrop.errors import ConfigError, SourceError
+from backdrop.pixels import I420
 from backdrop.stream.sources.network import NetworkSource
 
 pytestmark = pytest.mark.rtsp
@@ -26,7 +27,7 @@ DETECTION_SLACK_S = 1.5  # the watchdog wakes on time; a starved CI machine may 
 
 
 def read_frames(source: NetworkSource, count: int) -> list[np.ndarray]:
-    return [source.read().image for _ in range(count)]
+    return [bgr(source.read()) for _ in range(count)]
 
 
 def open_in_background(source: NetworkSource) -> tuple[threading.Thread, list[BaseException]]:
@@ -51,6 +52,7 @@ def test_reads_live_moving_frames(relay: Relay, publisher: Publisher, transport:
         frames = read_frames(source, 20)
         assert source.connected and source.live
         assert source.fps == pytest.approx(30.0)
+        assert source.layout == I420  # H.264's own planes, not a BGR conversion of every decoded frame
         # nobody reads now: the receiver keeps only the newest frame and counts the ones it replaced
         wait_until(lambda: source.counters()["dropped"] >= 5, 5, "unread frames to be counted as dropped")
     assert all(frame.shape == (240, 320, 3) and frame.dtype == np.uint8 for frame in frames)
@@ -82,7 +84,7 @@ def test_detects_dead_or_frozen_publisher_and_resumes(
         restarted = Publisher(relay.publish_url("cam")).start()
         try:
             restarted_at = time.monotonic()
-            frame = source.read().image  # blocks until the reconnection delivers
+            frame = bgr(source.read())  # blocks until the reconnection delivers
             assert time.monotonic() - restarted_at < 5.0
             assert frame.shape == (240, 320, 3)
             assert source.reconnects == source.counters()["reconnects"] == 1
@@ -106,7 +108,7 @@ def test_no_server_at_start_retries_with_backoff_until_it_appears(caplog: pytest
     try:
         opener.join(20)
         assert not opener.is_alive() and not errors, "open() did not succeed once the server came up"
-        assert source.read().image.shape == (240, 320, 3)
+        assert bgr(source.read()).shape == (240, 320, 3)
         assert source.reconnects == 0  # never connected before: this is the first connection, not a reconnect
     finally:
         source.close()

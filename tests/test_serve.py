@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,7 +21,7 @@ import pytest
 import yaml
 from clips import decode
 from prometheus_client.parser import text_string_to_metric_families
-from rtsp_fixtures import LineWatcher, Publisher, Relay, free_port, relay_available, stop_process, wait_until
+from rtsp_fixtures import BackdropProcess, Publisher, Relay, free_port, relay_available, wait_until
 
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter
@@ -65,31 +63,14 @@ def serve_config(relay: Relay, tmp_path: Path, names: tuple[str, ...], **top: An
             "serve": {"batch_wait_ms": 20}, "streams": streams}  # fmt: skip
 
 
-class Serve:
+class Serve(BackdropProcess):
     """``backdrop serve …`` as a child process; ``url`` is its control API once it listens."""
 
     def __init__(self, config: dict[str, Any], tmp_path: Path, *args: str) -> None:
         path = tmp_path / "streams.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "backdrop.cli", "serve", "--config", str(path), "--control", "127.0.0.1:0", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr = LineWatcher(self.process.stderr)
+        super().__init__("serve", "--config", str(path), "--control", "127.0.0.1:0", *args)
         self.url = self.stderr.wait_for("control API on", timeout=30).split()[-1]
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            stop_process(self.process)
-            pytest.fail(f"backdrop serve still running after {timeout} s; stderr:\n{self.stderr.text()}")
-        self.stderr.join(5)
-        return code
 
 
 def get_json(url: str) -> Any:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import cv2
 
 from backdrop.errors import ConfigError, SinkError
-from backdrop.pixels import to_bgr
+from backdrop.pixels import BGR, BGRA, I420, to_bgr
 from backdrop.stream.controls import ACTIONS, LiveControls, draw_hint
 from backdrop.stream.frame import Frame
 from backdrop.stream.latest import LatestSlot
@@ -93,6 +93,8 @@ for (const button of document.querySelectorAll("#controls button")) {
 
 class PreviewSink(Sink):
     """Serves ``/`` (the page), ``/stream.mjpg`` (live), ``/frame.jpg`` (newest frame) and ``/stats.json``."""
+
+    layouts = (BGR, BGRA, I420)  # converted only when a viewer asks for a JPEG
 
     def __init__(self, url: str, *, jpeg_quality: int = 80) -> None:
         parts = urlsplit(url)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import av
 
 from backdrop.errors import ConfigError, SinkError
-from backdrop.pixels import to_bgr
+from backdrop.pixels import BGR, BGRA, I420, to_bgr
 from backdrop.stream.backoff import Backoff
 from backdrop.stream.frame import Frame
 from backdrop.stream.latest import LatestSlot
@@ -33,6 +33,8 @@ X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "re
 
 class RtspSink(Sink):
     """``--output rtsp://HOST:PORT/PATH``: H.264 at the source's frame rate, one keyframe per ``gop_s``."""
+
+    layouts = (BGR, BGRA, I420)
 
     def __init__(
         self,
@@ -154,7 +156,10 @@ class _Connection:
         self.last_pts = -1
 
     def send(self, frame: Frame) -> None:
-        picture = av.VideoFrame.from_ndarray(to_bgr(frame.image, frame.layout), format="bgr24")  # no alpha in RTSP
+        if frame.layout == I420:  # the encoder's own format: no conversion at all
+            picture = av.VideoFrame.from_ndarray(frame.image, format="yuv420p")
+        else:
+            picture = av.VideoFrame.from_ndarray(to_bgr(frame.image, frame.layout), format="bgr24")  # no alpha in RTSP
         self.last_pts = max(self.last_pts + 1, round((time.monotonic() - self.started_at) / self.time_base))
         picture.pts = self.last_pts
         picture.time_base = self.time_base

@@ -12,6 +12,10 @@ An abandoned receiver exits by itself once its blocking call returns (bounded by
 supervisor does not wait for it but reconnects with capped exponential backoff, so ``close()`` never hangs.
 Only the newest frame is kept: a live source must not queue.
 
+Frames are handed on in I420 when the stream's size is even (nearly always): the decoder's own planes, copied
+once, rather than a BGR conversion of every decoded frame, including the ones a busy pipeline never reads.
+The pipeline then composes in I420 and file or RTSP outputs encode those planes directly.
+
 A finite file served over HTTP (FFmpeg reports a duration and the format is not a live one) is no live
 stream: ``read()`` decodes it in the caller's thread at the pipeline's pace, every frame once, and it ends.
 """
@@ -25,10 +29,10 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import av
-import cv2
 import numpy as np
 
 from backdrop.errors import ConfigError, SourceError
+from backdrop.pixels import BGR, I420
 from backdrop.stream.backoff import Backoff
 from backdrop.stream.frame import Frame
 from backdrop.stream.latest import LatestSlot
@@ -45,6 +49,7 @@ SUPERVISOR_JOIN_S = 1.0
 FATAL_ON_FIRST_OPEN = (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError, av.error.ProtocolNotFoundError)
 # Live by nature even when a duration is reported (an RTSP server may announce a range): never a finite file.
 LIVE_FORMATS = frozenset({"rtsp", "rtp", "sdp", "mpjpeg"})
+AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
 
 
 class NetworkSource(Source):
@@ -103,6 +108,7 @@ class NetworkSource(Source):
         self._frames_this_connection = 0
         self._lost_at: float | None = None
         self._size: tuple[int, int] | None = None  # (width, height) fixed by the first connection
+        self._layout = BGR  # and the pixel layout: I420 when that size is even
         self._fps = FALLBACK_FPS
 
     # -- Source interface -------------------------------------------------------------------------------
@@ -140,7 +146,7 @@ class NetworkSource(Source):
                 raise self._fatal
             return None
         self._read_seq, image = taken
-        return Frame(image, index=self._read_seq - 1)
+        return Frame(image, self._layout, self._read_seq - 1)
 
     def interrupt(self) -> None:
         """A stop during an outage: give up reconnecting so the blocked ``read()`` returns None."""
@@ -169,6 +175,10 @@ class NetworkSource(Source):
     @property
     def fps(self) -> float:
         return self._fps
+
+    @property
+    def layout(self) -> str:
+        return self._layout
 
     def describe(self) -> str:
         return mask_credentials(self.url)
@@ -275,6 +285,8 @@ class NetworkSource(Source):
                 return False
             self._file = container
             self._file_frames = container.decode(video=0)
+            context = container.streams.video[0].codec_context
+            self._fix_geometry(context.width, context.height, context.pix_fmt)
             self._fps = fps
             self.live = False
             log.info(
@@ -296,7 +308,7 @@ class NetworkSource(Source):
         if frame is None:
             return None
         self._file_index += 1
-        return Frame(frame.to_ndarray(format="bgr24"), index=self._file_index - 1, pts_s=frame.time)
+        return Frame(self._image(frame), self._layout, self._file_index - 1, pts_s=frame.time)
 
     # -- one connection (runs in a receiver thread) -----------------------------------------------------
 
@@ -318,7 +330,7 @@ class NetworkSource(Source):
                 return
             for packet in container.demux(stream):
                 for frame in packet.decode():
-                    if not self._deliver(generation, frame.to_ndarray(format="bgr24"), fps):
+                    if not self._deliver(generation, frame, fps):
                         return
                 if self._generation != generation:
                     return
@@ -338,16 +350,34 @@ class NetworkSource(Source):
             options["rw_timeout"] = timeout_us
         return options
 
-    def _deliver(self, generation: int, image: np.ndarray, fps: float) -> bool:
+    def _fix_geometry(self, width: int, height: int, pix_fmt: str | None) -> None:
+        """The size and layout every frame will have, from the first one (later ones are scaled to it).
+
+        I420 only when the decoder gives it as it is (8-bit 4:2:0, limited range, even size): MJPEG's full-range
+        yuvj420p would need a range conversion that swscale does not make, so such streams come as BGR.
+        """
+        self._size = (width, height)
+        self._layout = I420 if pix_fmt == "yuv420p" and width % 2 == 0 and height % 2 == 0 else BGR
+
+    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+        """The decoded frame in the source's layout and size (a no-op reformat when it already matches)."""
+        width, height = self._size
+        return frame.to_ndarray(format=AV_FORMATS[self._layout], width=width, height=height)
+
+    def _deliver(self, generation: int, frame: av.VideoFrame, fps: float) -> bool:
         """Publish a decoded frame; False when this receiver has been abandoned and must stop."""
         with self._changed:
             if self._generation != generation or self._stop.is_set():
                 return False
             if self._size is None:
-                self._size = (image.shape[1], image.shape[0])
+                self._fix_geometry(frame.width, frame.height, frame.format.name)
                 self._fps = fps
                 log.info("%s: connected, %dx%d at %.3g fps", self.describe(), *self._size, fps)
-            elif self._frames_this_connection == 0 and self._lost_at is not None:
+        image = self._image(frame)  # outside the lock: the watchdog never waits for a conversion
+        with self._changed:
+            if self._generation != generation or self._stop.is_set():
+                return False
+            if self._frames_this_connection == 0 and self._lost_at is not None:
                 self.reconnects += 1
                 log.warning(
                     "%s: reconnected after %.1f s (reconnect %d)",
@@ -355,8 +385,6 @@ class NetworkSource(Source):
                     time.monotonic() - self._lost_at,
                     self.reconnects,
                 )
-            if (image.shape[1], image.shape[0]) != self._size:
-                image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)  # sinks keep their geometry
             self._frames.put(image)
             self._frames_this_connection += 1
             self._last_frame_at = time.monotonic()
