@@ -111,19 +111,32 @@ class Relay:
 
 
 class Publisher:
-    """An FFmpeg process publishing H.264 to an RTSP URL in real time: a moving test pattern, or ``clip`` looped."""
+    """An FFmpeg process publishing H.264 to an RTSP URL in real time: a moving test pattern, or ``clip`` looped.
+
+    ``copy`` sends ``clip``'s own H.264 packets (no B-frames, keyframes often) without re-encoding them, so a
+    benchmark's cameras cost the machine almost nothing; otherwise every frame is encoded live.
+    """
 
     def __init__(
-        self, url: str, *, size: str = "320x240", fps: int = 30, gop: int = 15, clip: Path | None = None
+        self,
+        url: str,
+        *,
+        size: str = "320x240",
+        fps: int = 30,
+        gop: int = 15,
+        clip: Path | None = None,
+        copy: bool = False,
     ) -> None:
         if clip is None:
             source = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}"]
         else:
             source = ["-stream_loop", "-1", "-i", str(clip)]
+        encode = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(gop), "-bf", "0",
+                  "-pix_fmt", "yuv420p"]  # fmt: skip
         self.command = [
             "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", *source,
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(gop), "-bf", "0",
-            "-pix_fmt", "yuv420p", "-f", "rtsp", "-rtsp_transport", "tcp", url,
+            *(["-c:v", "copy"] if copy and clip is not None else encode),
+            "-f", "rtsp", "-rtsp_transport", "tcp", url,
         ]  # fmt: skip
         self.process: subprocess.Popen | None = None
 

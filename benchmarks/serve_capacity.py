@@ -2,16 +2,16 @@
 ``backdrop run`` processes, on the same relay and publishers, in one run.
 
 Each camera is an FFmpeg publisher looping the demo person clip at the chosen size and rate into the GStreamer
-relay the tests use. Every stream writes to a browser-preview output (nothing is encoded while nobody
+relay the tests use; the clip is encoded once beforehand and the publishers only copy its packets. Every stream writes to a browser-preview output (nothing is encoded while nobody
 watches), which in ``run`` mode is also where its live figures are read. After all streams write frames and a
 warm-up, the window of ``--seconds`` is measured: frames written and dropped (drop % of the frames that
 reached the pipeline), CPU ms per written frame of the Backdrop processes (from /proc; the publishers and
 the relay are not counted), resident memory per stream, the median of the streams' latency p50, and for
 ``serve`` the mean cross-stream batch size.
 
-    .venv/bin/python -m benchmarks.serve_capacity --streams 4 --size 480p [--seconds 20] [--json out.json]
+    .venv/bin/python -m backdrop.benchmarks.serve_capacity --streams 4 --size 480p [--seconds 20] [--json out.json]
 
-The publishers share the CPU with what is measured: on a small machine run nothing else alongside.
+The relay and the publishers still share the machine with what is measured: run nothing else alongside.
 """
 
 from __future__ import annotations
@@ -193,13 +193,25 @@ def measure(fleet: Fleet, streams: int, seconds: float, warmup: float) -> dict[s
     return result
 
 
+def camera_clip(clip: Path, fps: int) -> Path:
+    """``clip`` encoded once as a camera sends it (a keyframe a second, no B-frames), for publishers that only
+    copy its packets: live encoders for every camera would take the CPU the streams are measured on."""
+    path = clip.with_name(f"camera_{clip.name}")
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-preset",
+         "ultrafast", "-g", str(fps), "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
 def run_case(mode: str, streams: int, width: int, height: int, fps: int, args: argparse.Namespace) -> dict[str, Any]:
     names = tuple(f"s{i}" for i in range(streams))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clip = demo_clip(folder, width, height, CLIP_FRAMES)
+        clip = camera_clip(demo_clip(folder, width, height, CLIP_FRAMES), fps)
         relay = Relay(names).start()
-        publishers = [Publisher(relay.publish_url(name), clip=clip, fps=fps).start() for name in names]
+        publishers = [Publisher(relay.publish_url(name), clip=clip, fps=fps, copy=True).start() for name in names]
         fleet = None
         try:
             for name in names:
