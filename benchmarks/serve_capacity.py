@@ -2,12 +2,13 @@
 ``backdrop run`` processes, on the same relay and publishers, in one run.
 
 Each camera is an FFmpeg publisher looping the demo person clip at the chosen size and rate into the GStreamer
-relay the tests use; the clip is encoded once beforehand and the publishers only copy its packets. Every stream writes to a browser-preview output (nothing is encoded while nobody
-watches), which in ``run`` mode is also where its live figures are read. After all streams write frames and a
-warm-up, the window of ``--seconds`` is measured: frames written and dropped (drop % of the frames that
-reached the pipeline), CPU ms per written frame of the Backdrop processes (from /proc; the publishers and
-the relay are not counted), resident memory per stream, the median of the streams' latency p50, and for
-``serve`` the mean cross-stream batch size.
+relay the tests use; the clip is encoded once beforehand and the publishers only copy its packets. Every
+stream writes to a browser-preview output (nothing is encoded while nobody watches), which in ``run`` mode is
+also where its live figures are read. After all streams write frames and a warm-up, the window of
+``--seconds`` is measured: frames written and dropped (drop % of the frames that reached the pipeline), CPU ms
+per written frame of the Backdrop processes (from /proc; the publishers and the relay are not counted),
+resident memory per stream, the median of the streams' latency p50, and for ``serve`` the mean cross-stream
+batch size.
 
     .venv/bin/python -m backdrop.benchmarks.serve_capacity --streams 4 --size 480p [--seconds 20] [--json out.json]
 
