@@ -102,8 +102,9 @@ def test_window_shows_the_composite_and_hotkeys_change_it(x: Xvfb, tmp_path: Pat
     assert any(close_enough(frame, BLUE) for frame in frames)
 
 
-def test_closing_the_window_ends_the_run_with_exit_0(x: Xvfb, tmp_path: Path) -> None:
-    run = start_run(x, tmp_path)
+@pytest.mark.parametrize("runtime", ["onnxruntime", "keras"])  # keras: TensorFlow in the same process as SDL
+def test_closing_the_window_ends_the_run_with_exit_0(x: Xvfb, tmp_path: Path, runtime: str) -> None:
+    run = start_run(x, tmp_path, config=f"model: {{runtime: {runtime}}}\n")
     try:
         window = x.find_window()
         wait_for_picture(x, window, GREEN, "the first frames in the window")
