@@ -60,6 +60,20 @@ def wait_for_picture(x: Xvfb, window: str, bgr: tuple[int, int, int], what: str)
     wait_until(lambda: close_enough(x.screenshot(window), bgr), 15, what)
 
 
+def press(x: Xvfb, window: str, run: subprocess.Popen[str], *keys: str) -> None:
+    """Send ``keys`` to the run's window; if that fails, say whether the run is still alive and what it printed."""
+    try:
+        if keys == ("q",):  # the run closes its window on the key press: a release would find no window
+            x.key_down(window, "q")
+        else:
+            x.key(window, *keys)
+    except subprocess.CalledProcessError as e:
+        state = "was still running" if run.poll() is None else f"had ended with {run.returncode}"
+        run.kill()
+        stderr = run.communicate(timeout=RUN_EXIT_S)[1]
+        pytest.fail(f"xdotool key {' '.join(keys)} failed ({e.stderr.strip()}); the run {state}:\n{stderr}")
+
+
 def finish(run: subprocess.Popen[str]) -> tuple[int, str]:
     try:
         _, stderr = run.communicate(timeout=RUN_EXIT_S)
@@ -81,15 +95,15 @@ def test_window_shows_the_composite_and_hotkeys_change_it(x: Xvfb, tmp_path: Pat
     try:
         window = x.find_window()
         wait_for_picture(x, window, GREEN, "the green background in the window")
-        x.key(window, "space")  # pass-through: the source's own picture, which is far from flat green
+        press(x, window, run, "space")  # pass-through: the source's own picture, which is far from flat green
         wait_until(lambda: not close_enough(x.screenshot(window), GREEN), 10, "pass-through to show the source")
-        x.key(window, "space", "n")  # replacement back on, next background
+        press(x, window, run, "space", "n")  # replacement back on, next background
         wait_for_picture(x, window, BLUE, "the next background (blue)")
-        x.key(window, "s")
+        press(x, window, run, "s")
         wait_until(lambda: len(list((tmp_path / "snaps").glob("snapshot-*.png"))) == 1, 10, "a snapshot PNG")
-        x.key(window, "m")  # mask view: no person, so all black
+        press(x, window, run, "m")  # mask view: no person, so all black
         wait_for_picture(x, window, (0, 0, 0), "the mask view (black: no person)")
-        x.key(window, "q")
+        press(x, window, run, "q")
         code, stderr = finish(run)
     finally:
         run.kill()

@@ -84,6 +84,10 @@ class Xvfb:
     def key(self, window: str, *keys: str) -> None:
         self.xdotool("key", "--window", window, *keys)
 
+    def key_down(self, window: str, key: str) -> None:
+        """Press ``key`` without releasing it: for a key that closes the window, whose release would find none."""
+        self.xdotool("keydown", "--window", window, key)
+
     def screenshot(self, window: str) -> np.ndarray:
         """What the screen shows inside ``window``, as a BGR array."""
         geometry = dict(line.split("=", 1) for line in self.xdotool("getwindowgeometry", "--shell", window).split())
