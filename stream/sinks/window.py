@@ -67,7 +67,7 @@ class WindowSink(Sink):
         os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")  # Ctrl-C and SIGTERM stay with backdrop run
         os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "backdrop")  # window managers group it by this, not python
         # Plain (XShm) blits, not an OpenGL framebuffer: SDL's libGL crashes set_mode in a process that has loaded
-        # TensorFlow (--runtime tflite or keras), and a 720p copy a frame needs no GPU.
+        # TensorFlow (--runtime keras), and a 720p copy a frame needs no GPU.
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         try:
             import pygame
