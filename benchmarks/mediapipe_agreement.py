@@ -81,11 +81,6 @@ def mediapipe_masks(python: str, stills: list[Path], clip: Path | None, max_fram
         return masks, json.loads(out.with_suffix(".json").read_text())
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / union) if union else 1.0
-
-
 def i420_twins(frames: list, stills: int, clip: Path | None) -> list[np.ndarray]:
     """Each frame in I420 as Backdrop's file source would get it: the clip's own decoded planes (checked to be
     what FFmpeg turned into the RGB both sides saw), the stills converted by FFmpeg (PyAV)."""
@@ -108,6 +103,7 @@ def agreement(images: list[np.ndarray], layout: str, reference: list[np.ndarray]
     """Per-frame IoU at 0.5 of the ONNX model's upsampled mask against MediaPipe's, from ``images`` in ``layout``."""
     from dataclasses import replace
 
+    from backdrop.model.evaluation.temporal_metrics import iou
     from backdrop.model.segmenter import load_segmenter
 
     with load_segmenter("general", "onnxruntime", threads=1) as segmenter:
@@ -116,7 +112,7 @@ def agreement(images: list[np.ndarray], layout: str, reference: list[np.ndarray]
         for image, theirs in zip(images, reference, strict=True):
             mask = segmenter.segment(contract.to_model_input(image, layout)[None])[0]
             ours = cv2.resize(mask, (theirs.shape[1], theirs.shape[0]), interpolation=cv2.INTER_LINEAR)
-            scores.append(iou(ours > 0.5, theirs > 0.5))
+            scores.append(iou(ours, theirs))
     return scores
 
 

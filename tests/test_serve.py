@@ -168,7 +168,7 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
     )  # fmt: skip
     data["serve"]["restart_initial_s"] = 0.2
     engine = LocalEngine(parse_serve_config(data))
-    control = ControlServer(engine, "127.0.0.1", 0, {})
+    control = ControlServer(engine, "127.0.0.1", 0)
     control.start()
     engine.start()
     try:

@@ -24,6 +24,11 @@ from backdrop.model.segmenter import Segmenter
 POLL_S = 0.5  # a blocked caller or idle worker rechecks whether the batcher was closed at least this often
 
 
+def mean_batch_size(frames: int, batches: int) -> float:
+    """Frames per model call (0 before the first)."""
+    return round(frames / batches, 3) if batches else 0.0
+
+
 class BatcherClosed(BackdropError):
     """The shared model was shut down while a stream still asked for masks."""
 
@@ -84,7 +89,7 @@ class BatchingSegmenter(Segmenter):
             "batches": self.batches,
             "mixed_batches": self.mixed,
             "frames_inferred": self.frames,
-            "mean_batch_size": round(self.frames / self.batches, 3) if self.batches else 0.0,
+            "mean_batch_size": mean_batch_size(self.frames, self.batches),
         }
 
     def close(self) -> None:

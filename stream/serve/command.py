@@ -68,8 +68,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.stats_json:
         check_stats_path(args.stats_json)
     engine = make_engine(args, config)
-    previews = {s.name: [o for o in s.outputs if o.startswith("http://")] for s in config.streams}
-    control = ControlServer(engine, *parse_control(args.control), previews)
+    control = ControlServer(engine, *parse_control(args.control), config.streams)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

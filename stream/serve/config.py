@@ -72,6 +72,11 @@ class StreamConfig:
     outputs: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()  # (dotted key, value) of every key the stream sets, sources' too
 
+    @property
+    def previews(self) -> list[str]:
+        """The stream's browser-preview outputs, which the overview page links to."""
+        return [output for output in self.outputs if output.startswith("http://")]
+
     def apply(self, defaults: RunConfig) -> RunConfig:
         """The stream's effective run config: ``defaults`` with this stream's keys on top."""
         config = defaults

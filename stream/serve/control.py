@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,7 +23,7 @@ from urllib.parse import unquote
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backdrop.errors import BackdropError, ConfigError
-from backdrop.stream.serve.config import parse_stream_text
+from backdrop.stream.serve.config import StreamConfig, parse_stream_text
 from backdrop.stream.serve.engine import Engine
 from backdrop.stream.serve.metrics import engine_registry
 
@@ -67,11 +68,11 @@ def is_loopback(host: str) -> bool:
 
 
 class ControlServer:
-    """The API's HTTP server on its own thread; ``previews`` maps stream names to their http:// outputs."""
+    """The API's HTTP server on its own thread; ``streams`` are those the engine starts with (for their previews)."""
 
-    def __init__(self, engine: Engine, host: str, port: int, previews: dict[str, list[str]]) -> None:
+    def __init__(self, engine: Engine, host: str, port: int, streams: Sequence[StreamConfig] = ()) -> None:
         self.engine = engine
-        self.previews = dict(previews)
+        self.previews = {stream.name: stream.previews for stream in streams}
         self.registry = engine_registry(engine)
         try:
             self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -102,7 +103,7 @@ class ControlServer:
     def add(self, body: str) -> dict[str, Any]:
         stream = parse_stream_text(body)
         self.engine.add(stream)
-        self.previews[stream.name] = [o for o in stream.outputs if o.startswith("http://")]
+        self.previews[stream.name] = stream.previews
         return {"name": stream.name}
 
     def remove(self, name: str) -> bool:

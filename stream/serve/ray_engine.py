@@ -32,6 +32,7 @@ import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 
 from backdrop.errors import RuntimeUnavailable
+from backdrop.stream.serve.batching import mean_batch_size
 from backdrop.stream.serve.config import ServeConfig, StreamConfig
 from backdrop.stream.serve.engine import STOP_TIMEOUT_S, LocalEngine, sum_totals
 
@@ -280,10 +281,9 @@ class RayEngine:
             actors = [actor.totals for actor in self._actors]
         for key in BATCH_COUNTS:
             totals[key] = sum(a.get(key, 0) for a in actors)
-        batches = totals["batches"]
         totals.update(
             actors=len(actors),
-            mean_batch_size=round(totals["frames_inferred"] / batches, 3) if batches else 0.0,
+            mean_batch_size=mean_batch_size(totals["frames_inferred"], totals["batches"]),
             peak_rss_mb=round(sum(a.get("peak_rss_mb", 0.0) for a in actors), 1),  # all actors together
         )
         return totals
