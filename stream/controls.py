@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 HINT_S = 1.5
 MAX_BLUR = Blur.MAX_SIZE
-DEFAULT_BLUR = 21
 ACTIONS = (
     "next-background",
     "previous-background",
@@ -65,7 +63,7 @@ class LiveControls:
         self.specs = list(dict.fromkeys(specs))  # the run's background first, each once
         self.snapshot_dir = Path(snapshot_dir)
         self.blur_step = blur_step
-        self._blurs = [blur_size(spec) for spec in self.specs]
+        self._blurs = [choice.ksize if isinstance(choice, Blur) else None for choice in self.backgrounds()]
         self._index = 0
         self._mask_view = False
         self._pass_through = False
@@ -92,7 +90,7 @@ class LiveControls:
         return cls(specs, snapshot_dir=controls.snapshot_dir, blur_step=controls.blur_step)
 
     def backgrounds(self) -> list[Background]:
-        """A parsed Background per spec, in cycle order; a bad spec fails here, before the run starts."""
+        """A parsed Background per spec, in cycle order, fresh for each run; a bad spec fails here, before any run."""
         return [parse_background(spec) for spec in self.specs]
 
     def attach(self, front_ends: Iterable[object]) -> None:
@@ -188,14 +186,6 @@ class LiveControls:
             self._hint = (f"snapshot saved: {path}", time.monotonic())
         log.info("snapshot saved: %s", path)
         return path
-
-
-def blur_size(spec: str) -> int | None:
-    """The kernel size of a ``blur[:K]`` spec, None for other backgrounds."""
-    match = re.fullmatch(r"blur(?::([0-9]{1,9}))?", spec)
-    if match is None:
-        return None
-    return int(match.group(1)) if match.group(1) else DEFAULT_BLUR
 
 
 def draw_hint(image: np.ndarray, text: str | None) -> np.ndarray:

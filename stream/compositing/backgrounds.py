@@ -88,6 +88,7 @@ class Blur(Replacement):
             raise BackgroundError(
                 f"background 'blur:{ksize}': blur size must be odd, 1 to {self.MAX_SIZE}, e.g. blur:21"
             )
+        self.ksize = ksize
         self.sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a kernel of this size
         self.factor = max(1, min(8, int(self.sigma)))
 
@@ -199,6 +200,7 @@ class MaskView(Background):
 
 
 _COLOR = re.compile(r"#?([0-9a-fA-F]{6})")
+DEFAULT_BLUR = 21  # the kernel of a plain `blur`
 
 
 def parse_background(spec: str) -> Background:
@@ -207,7 +209,7 @@ def parse_background(spec: str) -> Background:
     if kind == "blur":
         if arg and not re.fullmatch(r"[0-9]{1,9}", arg):  # ASCII digits only: int() takes "²" and "٣" too
             raise BackgroundError(f"background {spec!r}: blur size must be a number, e.g. blur:21")
-        return Blur(int(arg) if arg else 21)
+        return Blur(int(arg) if arg else DEFAULT_BLUR)
     if kind == "color":
         match = _COLOR.fullmatch(arg)
         if not match:

@@ -7,13 +7,12 @@ a broken image fails at start, not when a viewer switches to it.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from backdrop.pixels import BGR, I420, i420_planes, to_bgr
-from backdrop.stream.compositing.backgrounds import Background, Blur
+from backdrop.stream.compositing.backgrounds import Background, Blur, MaskView
 from backdrop.stream.compositing.blend import Matte
-from backdrop.stream.controls import LiveControls, blur_size
+from backdrop.stream.controls import LiveControls
 
 
 class LiveBackground(Background):
@@ -22,7 +21,6 @@ class LiveBackground(Background):
     def __init__(self, controls: LiveControls) -> None:
         self.controls = controls
         self.choices = controls.backgrounds()
-        self.configured = [blur_size(spec) for spec in controls.specs]
         self.layouts = tuple(
             layout for layout in (BGR, I420) if all(layout in choice.layouts for choice in self.choices)
         )
@@ -40,7 +38,7 @@ class LiveBackground(Background):
         if state.pass_through and not self.has_alpha:
             out = image
         elif state.mask_view and not self.has_alpha:
-            out = self._mask(matte)
+            out = self._mask(image, matte)
         else:
             out = self._choice(state.index, state.blur).compose(image, matte)
         if state.snapshots > self._snapshots:
@@ -51,21 +49,21 @@ class LiveBackground(Background):
     def _choice(self, index: int, blur: int | None) -> Background:
         """The selected background; a blur at its live size when that differs from the configured one."""
         choice = self.choices[index]
-        if blur is None or not isinstance(choice, Blur) or blur == self.configured[index]:
+        if blur is None or not isinstance(choice, Blur) or blur == choice.ksize:
             return choice
         if blur not in self._blurs:
             self._blurs[blur] = Blur(blur)
             self._blurs[blur].open(self.width, self.height, self.layout)
         return self._blurs[blur]
 
-    def _mask(self, matte: Matte) -> np.ndarray:
+    def _mask(self, image: np.ndarray, matte: Matte) -> np.ndarray:
         """The matte as a grey picture in the frame's layout: white = person."""
         if self.layout == I420:
             out = matte.i420(np.empty((self.height * 3 // 2, self.width), np.uint8))
             _, u, v = i420_planes(out)
             u[:] = v[:] = 128
             return out
-        return cv2.cvtColor(cv2.convertScaleAbs(matte.full(), alpha=255.0), cv2.COLOR_GRAY2BGR)
+        return MaskView().compose(image, matte)
 
     def close(self) -> None:
         for choice in [*self.choices, *self._blurs.values()]:
