@@ -197,6 +197,26 @@ def test_fast_live_source_into_slow_stage_drops_to_bound_latency(segmenter) -> N
     assert stats["latency_ms"]["p95"] <= stages * (queue_slots + 1) * slowest_ms
 
 
+class SlowModel:
+    """The real model slowed down: a stand-in for inference that cannot keep up with the camera."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+        self.contract = inner.contract
+
+    def segment(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)  # simulated work, not synchronisation
+        return self.inner.segment(batch)
+
+
+def test_a_live_run_that_falls_behind_drops_frames_before_working_on_them(segmenter) -> None:
+    source = CountingSource(width=160, height=120, fps=250.0, live=True)
+    stats = make_pipeline(source, SlowModel(segmenter, 0.03), [RecordingSink()], queue_size=2, max_frames=20).run()
+    assert stats["frames_out"] == 20 and stats["drops"]["queue:preprocess"] > 0  # dropped on the way in
+    # never after preprocessing or inference: past the entrance the stages wait for each other
+    assert stats["drops"]["queue:inference"] == 0 and stats["drops"]["queue:composite"] == 0
+
+
 class LossySource(CountingSource):
     """A source that reports drops and reconnects of its own, as a network source does."""
 
