@@ -141,17 +141,18 @@ def warp_rgb(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarra
     """The whole picture sampled onto ``size`` (width, height) as MediaPipe's ImageToTensor does it, RGB uint8.
 
     MediaPipe maps the image's corners onto the tensor's corners (output pixel u reads source x = u·W/w, no
-    half-pixel centring, unlike cv2.resize) and samples bilinearly with a zero border. I420 is sampled plane
-    by plane, each sample reading what the same sample of the decoded BGR picture would (see ``_replicated``),
-    then converted at the small size, so no full-size colour conversion runs.
+    half-pixel centring, unlike cv2.resize) and samples bilinearly with a zero border, in the fixed point of
+    the OpenCV 4 it links (see ``_sample_map``): BGR gives MediaPipe's own tensor, bit for bit. I420 is
+    sampled plane by plane, each sample reading what the same sample of the decoded BGR picture would (see
+    ``_replicated``), then converted at the small size, so no full-size colour conversion runs.
     """
     width, height = frame_size(image, layout)
     scale = (width / size[0], height / size[1])
     if layout != I420:
-        return _to_rgb(_warp(image, _sample_map(size, scale, False), cv2.BORDER_CONSTANT, 0.0), layout)
+        return _to_rgb(_warp(image, _sample_map(size, scale, False, True), cv2.BORDER_CONSTANT, 0.0), layout)
     y, u, v = i420_planes(image)
-    chroma = _sample_map(size, scale, True)
-    planes = [_warp(y, _sample_map(size, scale, False), cv2.BORDER_CONSTANT, BLACK_LUMA)]
+    chroma = _sample_map(size, scale, True, False)
+    planes = [_warp(y, _sample_map(size, scale, False, False), cv2.BORDER_CONSTANT, BLACK_LUMA)]
     planes += [_warp(p, chroma, cv2.BORDER_REPLICATE, 0.0) for p in (u, v)]
     return cv2.transform(cv2.merge(planes), YUV_TO_RGB)
 
@@ -161,18 +162,22 @@ def _warp(plane: np.ndarray, maps: tuple[np.ndarray, np.ndarray], border: int, f
 
 
 @functools.lru_cache(maxsize=16)
-def _sample_map(size: tuple[int, int], scale: tuple[float, float], chroma: bool) -> tuple[np.ndarray, np.ndarray]:
-    """cv2.remap's x and y maps: output pixel (u, v) reads source (u·sx, v·sy); built once per frame size.
+def _sample_map(
+    size: tuple[int, int], scale: tuple[float, float], chroma: bool, fixed: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's maps: output pixel (u, v) reads source (u·sx, v·sy) rounded to 1/32; built once per size.
 
-    Float maps give the same pixels as cv2.warpAffine/warpPerspective (MediaPipe's own call); OpenCV's
-    fixed-point maps would be faster for colour images but round 3 % of the samples differently.
+    OpenCV 4's warpAffine/warpPerspective (MediaPipe's call) round every position to 1/32 pixel and blend
+    with integer weights. ``fixed`` (CV_16SC2) maps do exactly that on any OpenCV and are the fastest for
+    colour images; float maps at the same positions are twice as fast for one plane under OpenCV 5, which
+    interpolates them in float (a level apart at some samples: I420 is not bit-exact anyway, see above).
     """
-    xs = np.arange(size[0], dtype=np.float64) * scale[0]
-    ys = np.arange(size[1], dtype=np.float64) * scale[1]
+    xs = np.round(np.arange(size[0]) * scale[0] * 32) / 32
+    ys = np.round(np.arange(size[1]) * scale[1] * 32) / 32
     if chroma:
         xs, ys = _replicated(xs), _replicated(ys)
     map_x, map_y = np.meshgrid(xs.astype(np.float32), ys.astype(np.float32))
-    return map_x, map_y
+    return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2) if fixed else (map_x, map_y)
 
 
 def _replicated(luma: np.ndarray) -> np.ndarray:

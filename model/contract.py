@@ -54,7 +54,8 @@ class ModelContract:
             rgb = rgb[..., ::-1]
         low, high = self.value_range
         scale = np.float32((high - low) / 255.0)
-        tensor = rgb.astype(np.float32) * scale
+        tensor = rgb.astype(np.float32)
+        tensor *= scale
         return tensor + np.float32(low) if low else tensor
 
     def save(self, path: Path) -> None:
