@@ -114,7 +114,7 @@ def backdrop(*args: str) -> subprocess.Popen:
 def start_serve(urls: list[str], ports: list[int], folder: Path, args: argparse.Namespace) -> Fleet:
     config = {
         "background": "blur:21",
-        "model": {"runtime": "onnxruntime", "batch_size": args.batch_size},
+        "model": {"runtime": "onnxruntime", "batch_size": args.batch_size, "interval": args.interval},
         "serve": {"inference_workers": args.workers, "batch_wait_ms": args.batch_wait_ms},
         "streams": [
             {"name": f"s{i}", "source": url, "outputs": [f"http://127.0.0.1:{port}"]}
@@ -133,8 +133,10 @@ def start_serve(urls: list[str], ports: list[int], folder: Path, args: argparse.
     return Fleet([process], figures, api)
 
 
-def start_runs(urls: list[str], ports: list[int]) -> Fleet:
-    common = ("run", "--no-progress", "--runtime", "onnxruntime", "--background", "blur:21")
+def start_runs(urls: list[str], ports: list[int], folder: Path, args: argparse.Namespace) -> Fleet:
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump({"model": {"interval": args.interval}}))
+    common = ("run", "--config", str(path), "--no-progress", "--runtime", "onnxruntime", "--background", "blur:21")
     processes = [
         backdrop(*common, "--source", url, "--output", f"http://127.0.0.1:{port}")
         for url, port in zip(urls, ports, strict=True)
@@ -219,8 +221,9 @@ def run_case(mode: str, streams: int, width: int, height: int, fps: int, args: a
                 relay.wait_receiving(name, timeout=60)
             urls = [relay.play_url(name) for name in names]
             ports = free_ports(streams)
-            fleet = start_serve(urls, ports, folder, args) if mode == "serve" else start_runs(urls, ports)
-            return {"mode": mode, "streams": streams, **measure(fleet, streams, args.seconds, args.warmup)}
+            fleet = start_serve(urls, ports, folder, args) if mode == "serve" else start_runs(urls, ports, folder, args)
+            figures = measure(fleet, streams, args.seconds, args.warmup)
+            return {"mode": mode, "streams": streams, "interval": args.interval, **figures}
         finally:
             if fleet is not None:
                 fleet.stop()
@@ -240,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="serve: model.batch_size")
     parser.add_argument("--workers", type=int, default=2, help="serve: serve.inference_workers")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="serve: serve.batch_wait_ms")
+    parser.add_argument("--interval", type=int, default=0, help="model.interval: frames that reuse the latest mask")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     label, width, height = parse_resolution(args.size)

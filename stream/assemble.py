@@ -61,6 +61,7 @@ def open_pipeline(
             [*outputs, *extra_sinks],
             mask=config.mask,
             batch_size=model.batch_size,
+            interval=model.interval,
             queue_size=config.pipeline.queue_size,
             max_frames=config.pipeline.max_frames,
             on_progress=on_progress,

@@ -63,9 +63,11 @@ class ModelConfig:
     runtime: str = "auto"  # onnxruntime, tflite, keras, tensorrt or auto
     threads: int | None = 1  # runtime threads; 1 leaves the other core to the other stages, None lets it decide
     batch_size: int = 1  # frames inferred together when several are waiting (pays on GPUs; on CPU 1 is fastest)
+    interval: int = 0  # frames between inferred ones that reuse the latest mask (DeepStream's nvinfer interval)
 
     def validate(self) -> None:
         _within("model.batch_size", self.batch_size, 1, 64)
+        _within("model.interval", self.interval, 0, 30)
         if self.threads is not None:
             _within("model.threads", self.threads, 1, 256)
 

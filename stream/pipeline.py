@@ -49,6 +49,7 @@ class Pipeline:
         *,
         mask: MaskConfig | None = None,
         batch_size: int = 1,
+        interval: int = 0,
         queue_size: int = 4,
         max_frames: int | None = None,
         on_progress: ProgressCallback | None = None,
@@ -60,6 +61,7 @@ class Pipeline:
         self.sinks = list(sinks)
         self.mask = mask or MaskConfig()
         self.batch_size = batch_size
+        self.interval = interval
         self.queue_size = queue_size
         self.max_frames = max_frames
         self.on_progress = on_progress
@@ -129,7 +131,7 @@ class Pipeline:
             work.tensor = infer.preprocess(work.frame)
             return work
 
-        infer = Infer(self.segmenter)
+        infer = Infer(self.segmenter, self.interval)
         common = {"control": self.control, "stats": self.stats}
         # A live run that falls behind drops frames where they enter, before any work is spent on them; past
         # that the stages wait for each other. Each output drops on its own, so a slow one never stalls the rest.
@@ -214,9 +216,12 @@ class Pipeline:
     def _report_loop(self, stop: threading.Event) -> None:
         last_sink_update = 0.0
         while not stop.wait(self.progress_interval_s):
+            sinks_due = time.monotonic() - last_sink_update >= SINK_STATS_INTERVAL_S
+            if self.on_progress is None and not sinks_due:
+                continue  # a snapshot takes the interpreter lock from the stages: only when someone reads it
             snapshot = self.stats.snapshot()
             self._report(snapshot, final=False)
-            if time.monotonic() - last_sink_update >= SINK_STATS_INTERVAL_S:
+            if sinks_due:
                 last_sink_update = time.monotonic()
                 for sink in self.sinks:
                     sink.update_stats(snapshot)

@@ -32,18 +32,35 @@ def conform(frame: Frame, layout: str) -> Frame:
 
 
 class Infer:
-    """Preprocessing and inference: frames → the model's masks (N×h×w float32 at the model's resolution)."""
+    """Preprocessing and inference: frames → the model's masks (h×w float32 at the model's resolution).
 
-    def __init__(self, segmenter: Segmenter) -> None:
+    With ``interval`` N > 0 only one frame in N + 1 is preprocessed and inferred (DeepStream's nvinfer
+    ``interval``); the frames between reuse the latest mask, which the matte then follows over time. The two
+    halves keep separate state, so the preprocess and inference threads may call them concurrently.
+    """
+
+    def __init__(self, segmenter: Segmenter, interval: int = 0) -> None:
         self.segmenter = segmenter
+        self.interval = interval
+        self._seen = 0  # frames offered to preprocess
+        self._latest: np.ndarray | None = None  # the mask of the latest inferred frame
 
-    def preprocess(self, frame: Frame) -> np.ndarray:
-        """The model's input tensor for one frame, as the model contract defines it."""
-        return self.segmenter.contract.to_model_input(frame.image, frame.layout)
+    def preprocess(self, frame: Frame) -> np.ndarray | None:
+        """The model's input tensor for one frame, as the model contract defines it; None for a skipped frame."""
+        due = self._seen % (self.interval + 1) == 0
+        self._seen += 1
+        return self.segmenter.contract.to_model_input(frame.image, frame.layout) if due else None
 
-    def masks(self, tensors: Sequence[np.ndarray]) -> np.ndarray:
-        """One mask per preprocessed tensor, inferred as one batch."""
-        return self.segmenter.segment(np.stack(tensors))
+    def masks(self, tensors: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """One mask per preprocessed tensor (in order), the inferred ones as one batch; None reuses the latest."""
+        fresh = [tensor for tensor in tensors if tensor is not None]
+        inferred = iter(self.segmenter.segment(np.stack(fresh)) if fresh else ())
+        masks = []
+        for tensor in tensors:
+            if tensor is not None:
+                self._latest = next(inferred)
+            masks.append(self._latest)
+        return masks
 
 
 class Compositor:

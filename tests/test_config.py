@@ -65,6 +65,7 @@ def test_rtsp_yaml_carries_network_options() -> None:
         ({}, lambda c: c.source.open_retries == 2 and c.source.give_up_after_s is None),
         ({"source": {"open_retries": 0, "give_up_after_s": 30}}, lambda c: c.source.give_up_after_s == 30.0),
         ({"model": {"threads": 256, "batch_size": 64}}, lambda c: c.model.threads == 256),
+        ({"model": {"interval": 30}}, lambda c: c.model.interval == 30),
         ({"mask": {"refine_size": 4096, "refine_radius": 64, "feather": 50}}, lambda c: c.mask.feather == 50.0),
     ],
 )
@@ -103,6 +104,8 @@ HUGE = 99999999999999999999
         ({"model": {"threads": 0}}, "model.threads", "must be in [1, 256]"),
         ({"model": {"threads": HUGE}}, "model.threads", "must be in [1, 256]"),
         ({"model": {"batch_size": 65}}, "model.batch_size", "must be in [1, 64]"),
+        ({"model": {"interval": -1}}, "model.interval", "must be in [0, 30]"),
+        ({"model": {"interval": 31}}, "model.interval", "must be in [0, 30]"),
         ({"pipeline": {"queue_size": 0}}, "pipeline.queue_size", "must be in [1, 256]"),
         ({"pipeline": {"queue_size": HUGE}}, "pipeline.queue_size", "must be in [1, 256]"),
         ({"pipeline": {"max_frames": 0}}, "pipeline.max_frames", "must be >= 1"),

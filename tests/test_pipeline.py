@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode, run_cli
+from photos import ASSETS
 
 from backdrop.errors import SourceError
+from backdrop.pixels import BGR
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config import MaskConfig
 from backdrop.stream.demo_clip import read_stamp
@@ -22,6 +24,7 @@ from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.testsrc import TestSource
 from backdrop.stream.sources.video_file import VideoFileSource
+from backdrop.stream.steps import Infer
 
 GREEN = (0, 255, 0)
 
@@ -307,3 +310,24 @@ def test_inference_batches_waiting_frames_and_keeps_order(segmenter) -> None:
     stats = make_pipeline(CountingSource(width=160, height=120, frames=60), spy, [sink], batch_size=4).run()
     assert sink.indices == list(range(60)) and stats["frames_out"] == 60
     assert sum(spy.sizes) == 60 and max(spy.sizes) > 1 and max(spy.sizes) <= 4
+
+
+def test_an_interval_infers_one_frame_in_n_and_still_writes_every_frame(segmenter) -> None:
+    spy = BatchSpy(segmenter)
+    sink = RecordingSink()
+    stats = make_pipeline(CountingSource(width=160, height=120, frames=60), spy, [sink], interval=2).run()
+    assert sink.indices == list(range(60)) and stats["frames_out"] == 60
+    assert sum(spy.sizes) == 20  # frames 0, 3, 6, …
+
+
+def test_frames_between_inferred_ones_get_the_latest_mask(segmenter) -> None:
+    person, other = (Frame(cv2.imread(str(ASSETS / name)), BGR, 0) for name in ("astronaut.jpg", "grace_hopper.jpg"))
+    infer = Infer(BatchSpy(segmenter), interval=1)
+    tensors = [infer.preprocess(frame) for frame in (person, other, other, person)]
+    assert [t is None for t in tensors] == [False, True, False, True]
+    masks = infer.masks(tensors)
+    assert masks[1] is masks[0] and masks[3] is masks[2]  # each skipped frame: the mask before it
+    np.testing.assert_array_equal(masks[2], segmenter.segment(tensors[2][None])[0])
+    assert np.count_nonzero((masks[0] > 0.5) != (masks[2] > 0.5)) > 0.05 * masks[0].size  # a different picture
+    fifth, sixth = infer.preprocess(person), infer.preprocess(other)
+    assert fifth is not None and sixth is None  # the schedule goes on across calls

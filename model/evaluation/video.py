@@ -173,7 +173,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
         VideoFileSource(clip) as source,
         load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads) as segmenter,
     ):
-        infer = Infer(segmenter)
+        infer = Infer(segmenter, config.model.interval)
         while (frame := source.read()) is not None:
             if mattes is None:
                 size = frame.size

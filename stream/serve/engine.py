@@ -7,9 +7,12 @@ same protocol by running local engines in actors.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any, Protocol
+
+import cv2
 
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter, load_segmenter
@@ -20,6 +23,7 @@ from backdrop.stream.serve.runner import StreamRunner
 from backdrop.stream.stats import peak_rss_mb
 
 PARALLEL_RUNTIMES = ("onnxruntime",)  # whose sessions may be called from several threads at once
+SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005
 STOP_TIMEOUT_S = STOP_GRACE_S + CLOSE_GRACE_S + 1.0  # a pipeline's stop is over within its two graces
 
 
@@ -56,6 +60,18 @@ def sum_totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def tune_for_streams() -> None:
+    """Process-wide settings for many streams in one process (README "Serving many cameras" has the numbers).
+
+    The streams already keep the cores busy, so OpenCV's own worker pool only adds hand-offs between threads
+    and cold caches. Every stream's threads take the interpreter lock dozens of times per frame, between
+    short OpenCV calls; a shorter switch interval makes one stuck behind another thread's Python give way
+    sooner.
+    """
+    cv2.setNumThreads(1)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 class LocalEngine:
     """Every stream in this process, sharing one model through cross-stream batches."""
 
@@ -71,6 +87,7 @@ class LocalEngine:
         """Load the one model and start every stream; returns at once (streams connect on their own threads)."""
         model = self.config.defaults.model
         options = self.config.serve
+        tune_for_streams()
         loaded = load_segmenter(model.name, model.runtime, threads=model.threads)
         if options.inference_workers > 1 and loaded.name not in PARALLEL_RUNTIMES:
             loaded.close()
