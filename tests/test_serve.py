@@ -158,6 +158,20 @@ def test_three_live_streams_share_one_model_and_stop_at_max_frames(
 
 
 @pytest.mark.rtsp
+def test_an_interval_halves_the_frames_the_shared_model_infers(
+    relay: Relay, cameras: dict[str, Publisher], tmp_path: Path
+) -> None:
+    stats_path = tmp_path / "stats.json"
+    config = serve_config(relay, tmp_path, ("a", "b"), model={"runtime": "onnxruntime", "interval": 1})
+    serve = Serve(config, tmp_path, "--max-frames", "30", "--stats-json", str(stats_path))
+    assert serve.wait(90) == 0, serve.stderr.text()
+    totals = json.loads(stats_path.read_text())["totals"]
+    assert totals["frames_out"] == 60 and all(len(decode(tmp_path / f"{name}.mp4")) == 30 for name in "ab")
+    # every other frame: at least half of those written, at most half of them plus the few still in flight
+    assert 30 <= totals["frames_inferred"] <= 44, totals
+
+
+@pytest.mark.rtsp
 def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
     relay: Relay, cameras: dict[str, Publisher], tmp_path: Path, stamped_clip: Path
 ) -> None:
