@@ -149,10 +149,11 @@ def warp_rgb(image: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarra
     width, height = frame_size(image, layout)
     scale = (width / size[0], height / size[1])
     if layout != I420:
-        return _to_rgb(_warp(image, _sample_map(size, scale, False, True), cv2.BORDER_CONSTANT, 0.0), layout)
+        maps = _sample_map(size, scale, chroma=False, fixed=True)
+        return _to_rgb(_warp(image, maps, cv2.BORDER_CONSTANT, 0.0), layout)
     y, u, v = i420_planes(image)
-    chroma = _sample_map(size, scale, True, False)
-    planes = [_warp(y, _sample_map(size, scale, False, False), cv2.BORDER_CONSTANT, BLACK_LUMA)]
+    chroma = _sample_map(size, scale, chroma=True, fixed=False)
+    planes = [_warp(y, _sample_map(size, scale, chroma=False, fixed=False), cv2.BORDER_CONSTANT, BLACK_LUMA)]
     planes += [_warp(p, chroma, cv2.BORDER_REPLICATE, 0.0) for p in (u, v)]
     return cv2.transform(cv2.merge(planes), YUV_TO_RGB)
 
@@ -163,7 +164,7 @@ def _warp(plane: np.ndarray, maps: tuple[np.ndarray, np.ndarray], border: int, f
 
 @functools.lru_cache(maxsize=16)
 def _sample_map(
-    size: tuple[int, int], scale: tuple[float, float], chroma: bool, fixed: bool
+    size: tuple[int, int], scale: tuple[float, float], *, chroma: bool, fixed: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """cv2.remap's maps: output pixel (u, v) reads source (u·sx, v·sy) rounded to 1/32; built once per size.
 

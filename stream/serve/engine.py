@@ -61,7 +61,7 @@ def sum_totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tune_for_streams() -> None:
-    """Process-wide settings for many streams in one process (README "Serving many cameras" has the numbers).
+    """Process-wide settings for many streams in one process (README "Serving many streams" has the numbers).
 
     The streams already keep the cores busy, so OpenCV's own worker pool only adds hand-offs between threads
     and cold caches. Every stream's threads take the interpreter lock dozens of times per frame, between
