@@ -20,10 +20,6 @@ from backdrop.benchmarks.rtsp_servers import stop_process
 from backdrop.errors import ConfigError
 from backdrop.stream.config import parse_config
 from backdrop.stream.demo_clip import read_stamp, write_clip
-from backdrop.stream.sinks.factory import make_sink
-from backdrop.stream.sinks.png_folder import PngFolderSink
-from backdrop.stream.sinks.segmented_file import SegmentedFileSink
-from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.targets import check_targets
 
 SIZE = (320, 180)  # stamps stay readable through the model and compositing at this size
@@ -201,19 +197,6 @@ def test_bad_patterns_are_one_line_errors(
 def test_segment_length_is_validated(capsys: pytest.CaptureFixture[str], tmp_path: Path, clip: Path) -> None:
     code, err = run_cli(capsys, "run", "--config", segment_config(tmp_path, 0), "--source", clip, *RUN)
     assert code == 2 and error_lines(err) == ["backdrop: error: encoder.segment_s: must be in (0, 86400]"]
-
-
-@pytest.mark.parametrize(
-    ("spec", "kind"),
-    [
-        ("rec/%Y%m%d-%H%M%S.mp4", SegmentedFileSink),
-        ("rec/%Y-%m-%d/%H%M%S.mkv", SegmentedFileSink),
-        ("rec/out.mp4", VideoFileSink),
-        ("rec/", PngFolderSink),
-    ],
-)
-def test_outputs_with_fields_are_segmented_and_a_folder_stays_png(spec: str, kind: type) -> None:
-    assert type(make_sink(spec)) is kind
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from backdrop.stream.frame import Frame
 from backdrop.stream.sinks.factory import make_sink
 from backdrop.stream.sinks.null import NullSink
 from backdrop.stream.sinks.png_folder import PngFolderSink
+from backdrop.stream.sinks.segmented_file import SegmentedFileSink
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sinks.window import WindowSink
 from backdrop.stream.sources.factory import make_source
@@ -265,6 +266,10 @@ def test_window_without_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
         ("frames/", PngFolderSink),
         ("out/frames", PngFolderSink),
         ("window", WindowSink),
+        ("rec/%Y%m%d-%H%M%S.mp4", SegmentedFileSink),  # strftime fields: segmented recordings
+        ("rec/%Y-%m-%d/%H%M%S.mkv", SegmentedFileSink),
+        ("rec/out.mp4", VideoFileSink),
+        ("rec/", PngFolderSink),  # a folder stays PNG frames
     ],
 )
 def test_sink_routing(spec: str, kind: type) -> None:
