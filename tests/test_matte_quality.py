@@ -21,6 +21,7 @@ from backdrop.pixels import I420, bgr_to_i420, i420_to_bgr
 from backdrop.stream.compositing.backgrounds import cover, parse_background
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.compositing.refine import guided_filter
 from backdrop.stream.config import MaskConfig
 
 W, H = 640, 360  # work size 256×144: 2.5 frame pixels per working pixel
@@ -69,6 +70,30 @@ def test_edge_refinement_is_no_wider_than_the_raw_mask_and_follows_the_frame(seg
     assert soft_edge_width(edge) <= soft_edge_width(raw)
     assert edge_gradient(edge, frame) > 1.1 * edge_gradient(raw, frame)
     assert ((edge >= 0.5) != (raw >= 0.5)).mean() < 0.02  # the same person, its outline moved onto the edges
+
+
+def full_grid_guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He & Sun's guided filter with every step at the guide's own size: what the fast one approximates."""
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, cv2.CV_32F, (2 * radius + 1,) * 2, borderType=cv2.BORDER_REFLECT)
+
+    mean_i, mean_p = box(guide), box(source)
+    a = (box(guide * source) - mean_i * mean_p) / (box(guide * guide) - mean_i * mean_i + eps)
+    return box(a) * guide + box(mean_p - a * mean_i)
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg", "astronaut.jpg"])
+def test_the_fast_guided_filter_keeps_the_full_filters_outline(segmenter: Segmenter, name: str) -> None:
+    frame = photo(name)
+    maker = MatteMaker(MaskConfig(), 1280, 720)
+    mask = cv2.resize(model_mask(segmenter, frame), maker.work_size, interpolation=cv2.INTER_LINEAR)
+    guide = maker.guide(frame).astype(np.float32) / 255
+    config = maker.config
+    fast = guided_filter(guide, mask, radius=config.refine_radius, eps=config.refine_eps)
+    full = full_grid_guided_filter(guide, mask, config.refine_radius, config.refine_eps)
+    assert ((fast >= 0.5) != (full >= 0.5)).mean() < 0.005  # measured 0.07–0.18 % at 720p
+    assert np.abs(fast - full).mean() < 0.005
 
 
 def test_no_see_through_inside_the_person(segmenter: Segmenter) -> None:
