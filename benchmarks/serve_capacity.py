@@ -3,14 +3,15 @@
 
 Each camera is an FFmpeg publisher looping the demo person clip at the chosen size and rate into the GStreamer
 relay the tests use; the clip is encoded once beforehand and the publishers only copy its packets. Every
-stream writes to a browser-preview output (nothing is encoded while nobody watches), which in ``run`` mode is
-also where its live figures are read. After all streams write frames and a warm-up, the window of
-``--seconds`` is measured: frames written and dropped (drop % of the frames that reached the pipeline), CPU ms
-per written frame of the Backdrop processes (from /proc; the publishers and the relay are not counted),
-resident memory per stream, the median of the streams' latency p50, and for ``serve`` the mean cross-stream
-batch size.
+stream replaces its background (``--background``, default ``blur:21``) and writes to a browser-preview output
+(nothing is encoded while nobody watches), which in ``run`` mode is also where its live figures are read.
+After all streams write frames and a warm-up, the window of ``--seconds`` is measured: frames written and
+dropped (drop % of the frames that reached the pipeline), CPU ms per written frame of the Backdrop processes
+(from /proc; the publishers and the relay are not counted), resident memory per stream, the median of the
+streams' latency p50, and for ``serve`` the mean cross-stream batch size.
 
-    .venv/bin/python -m backdrop.benchmarks.serve_capacity --streams 4 --size 480p [--seconds 20] [--json out.json]
+    .venv/bin/python -m backdrop.benchmarks.serve_capacity --streams 4 --size 480p [--interval 1]
+        [--background color:#00b140] [--seconds 20] [--json out.json]
 
 The relay and the publishers still share the machine with what is measured: run nothing else alongside.
 """
@@ -113,7 +114,7 @@ def backdrop(*args: str) -> subprocess.Popen:
 
 def start_serve(urls: list[str], ports: list[int], folder: Path, args: argparse.Namespace) -> Fleet:
     config = {
-        "background": "blur:21",
+        "background": args.background,
         "model": {"runtime": "onnxruntime", "batch_size": args.batch_size, "interval": args.interval},
         "serve": {"inference_workers": args.workers, "batch_wait_ms": args.batch_wait_ms},
         "streams": [
@@ -136,7 +137,16 @@ def start_serve(urls: list[str], ports: list[int], folder: Path, args: argparse.
 def start_runs(urls: list[str], ports: list[int], folder: Path, args: argparse.Namespace) -> Fleet:
     path = folder / "run.yaml"
     path.write_text(yaml.safe_dump({"model": {"interval": args.interval}}))
-    common = ("run", "--config", str(path), "--no-progress", "--runtime", "onnxruntime", "--background", "blur:21")
+    common = (
+        "run",
+        "--config",
+        str(path),
+        "--no-progress",
+        "--runtime",
+        "onnxruntime",
+        "--background",
+        args.background,
+    )
     processes = [
         backdrop(*common, "--source", url, "--output", f"http://127.0.0.1:{port}")
         for url, port in zip(urls, ports, strict=True)
@@ -223,7 +233,13 @@ def run_case(mode: str, streams: int, width: int, height: int, fps: int, args: a
             ports = free_ports(streams)
             fleet = start_serve(urls, ports, folder, args) if mode == "serve" else start_runs(urls, ports, folder, args)
             figures = measure(fleet, streams, args.seconds, args.warmup)
-            return {"mode": mode, "streams": streams, "interval": args.interval, **figures}
+            return {
+                "mode": mode,
+                "streams": streams,
+                "interval": args.interval,
+                "background": args.background,
+                **figures,
+            }
         finally:
             if fleet is not None:
                 fleet.stop()
@@ -244,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="serve: serve.inference_workers")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="serve: serve.batch_wait_ms")
     parser.add_argument("--interval", type=int, default=0, help="model.interval: frames that reuse the latest mask")
+    parser.add_argument("--background", default="blur:21", help="every stream's background (blur:21, color:#00b140, …)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     label, width, height = parse_resolution(args.size)
