@@ -30,7 +30,7 @@ fetch-mediapipe: install
 
 # The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred.
 demo: install
-	$(PY) -m backdrop.stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
+	$(PY) -m backdrop.stream.sources.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 	$(VENV)/bin/backdrop run --config configs/file.yaml --source out/demo_input.mp4 --background blur:31 \
 		--output out/demo.mp4 --stats-json out/demo_stats.json
 

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from backdrop.api import Backdrop, frames, run
     from backdrop.errors import BackdropError
     from backdrop.model.segmenter import load_segmenter
-    from backdrop.stream.config import MaskConfig, RunConfig, load_config
-    from backdrop.stream.frame import Frame
+    from backdrop.stream.config.run import MaskConfig, RunConfig, load_config
+    from backdrop.stream.core.frame import Frame
 
 try:
     __version__ = metadata.version("backdrop")
@@ -30,10 +30,10 @@ _EXPORTS = {
     "run": "backdrop.api",
     "frames": "backdrop.api",
     "load_segmenter": "backdrop.model.segmenter",
-    "load_config": "backdrop.stream.config",
-    "RunConfig": "backdrop.stream.config",
-    "MaskConfig": "backdrop.stream.config",
-    "Frame": "backdrop.stream.frame",
+    "load_config": "backdrop.stream.config.run",
+    "RunConfig": "backdrop.stream.config.run",
+    "MaskConfig": "backdrop.stream.config.run",
+    "Frame": "backdrop.stream.core.frame",
     "BackdropError": "backdrop.errors",
 }
 

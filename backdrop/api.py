@@ -3,7 +3,7 @@
 ``Backdrop`` composites frames one call at a time (no threads), for apps that own their frame loop.
 ``run`` and ``frames`` drive the same threaded pipeline as ``backdrop run``, built in the CLI's order and
 failing with the same errors; ``frames`` hands each output frame to the caller's loop as it is written.
-All of them do their per-frame work through stream/steps.py, so every way of running gives the same picture.
+All of them do their per-frame work through stream/core/steps.py, so every way of running gives the same picture.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import numpy as np
 from backdrop.errors import BackdropError
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import BGR
-from backdrop.stream.assemble import open_pipeline, report
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.config import MaskConfig, RunConfig
-from backdrop.stream.controls import LiveControls
-from backdrop.stream.frame import Frame
-from backdrop.stream.pipeline import Pipeline, ProgressCallback
-from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.config.run import MaskConfig, RunConfig
+from backdrop.stream.core.assemble import open_pipeline, report
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.live_controls import LiveControls
+from backdrop.stream.core.pipeline import Pipeline, ProgressCallback
+from backdrop.stream.core.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.core.steps import Compositor, FrameSteps, Infer
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.steps import Compositor, FrameSteps, Infer
 
 STOP_TIMEOUT_S = 30.0  # a stopped run ends within the pipeline's own timeouts; this only guards against a hang
 

@@ -15,17 +15,14 @@ import sys
 import threading
 
 from backdrop import __version__
-from backdrop.benchmarks import cli as bench_cli
+from backdrop.commands import bench, devices, distill, model, run, serve, train
+from backdrop.commands import eval as evaluate
 from backdrop.errors import BackdropError
-from backdrop.model import cli as model_cli
-from backdrop.model import train_cli
-from backdrop.stream import devices_command, run_command
-from backdrop.stream.serve import command as serve_command
 
-COMMAND_MODULES = (run_command, serve_command, devices_command, model_cli, train_cli, bench_cli)
-# 0: done. 1 (Python's own): an unexpected exception, a bug. 130/143: stopped by SIGINT/SIGTERM (run_command).
+COMMAND_MODULES = (run, serve, devices, model, train, evaluate, distill, bench)
+# 0: done. 1 (Python's own): an unexpected exception, a bug. 130/143: stopped by SIGINT/SIGTERM (commands/run.py).
 EXIT_ERROR = 2  # bad input, configuration, source or output: one line
-EXIT_INTERRUPTED = run_command.signal_exit_code(signal.SIGINT)
+EXIT_INTERRUPTED = run.signal_exit_code(signal.SIGINT)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,9 +20,9 @@ from typing import Any
 
 from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.demo_clip import write_clip
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.core.pipeline import Pipeline
 from backdrop.stream.sinks.video_file import CONTAINERS, VideoFileSink
+from backdrop.stream.sources.demo_clip import write_clip
 from backdrop.stream.sources.video_file import VideoFileSource
 
 VARIANTS = {"crash_safe": True, "plain": False}

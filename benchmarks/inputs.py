@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from backdrop.errors import ConfigError, SourceError
-from backdrop.stream.config import SourceConfig
+from backdrop.stream.config.run import SourceConfig
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.factory import make_source
 
@@ -33,7 +33,7 @@ def parse_resolution(text: str) -> tuple[str, int, int]:
 
 def demo_clip(folder: Path, width: int, height: int, frames: int) -> Path:
     """The demo person clip (a real photo over a moving room) as H.264, written once per size and length."""
-    from backdrop.stream.demo_clip import write_clip
+    from backdrop.stream.sources.demo_clip import write_clip
 
     path = folder / f"demo_{width}x{height}_{frames}.mp4"
     if not path.is_file():

@@ -139,7 +139,7 @@ def preprocessing_cost(frame_rgb: np.ndarray, repeats: int) -> dict[str, float]:
 
 def loop_metrics(masks: list[np.ndarray], save: Path | None) -> dict[str, float]:
     """The temporal matte metrics of MediaPipe's own masks over the clip, as `backdrop eval --video` computes them."""
-    from backdrop.model.evaluation.video import EDGE_BAND, INTERIOR_MARGIN, MatteStats
+    from backdrop.video_evaluation import EDGE_BAND, INTERIOR_MARGIN, MatteStats
 
     height = masks[0].shape[0]
     stats = MatteStats()

@@ -1,6 +1,6 @@
 """File → file throughput of the threaded pipeline beside a plain sequential loop, measured in the same run.
 
-Both use the same clip (the demo person clip), model, runtime, and the same steps (stream/steps.py); the loop
+Both use the same clip (the demo person clip), model, runtime, and the same steps (stream/core/steps.py); the loop
 calls them one frame at a time on one thread in BGR, as a simple script would (the pipeline stays in the
 decoder's I420 where it can and runs the steps on threads: that is what it does better).
 Beside them the codec floor: the same file decoded and re-encoded by two threads with nothing in between,
@@ -28,12 +28,12 @@ from pathlib import Path
 from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.pixels import BGR
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.config import EncoderConfig, MaskConfig
-from backdrop.stream.demo_clip import write_clip
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.config.run import EncoderConfig, MaskConfig
+from backdrop.stream.core.pipeline import Pipeline
+from backdrop.stream.core.steps import Compositor, FrameSteps, Infer
 from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.demo_clip import write_clip
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.steps import Compositor, FrameSteps, Infer
 
 
 @dataclass(frozen=True)

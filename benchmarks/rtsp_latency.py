@@ -33,13 +33,13 @@ from backdrop.benchmarks.machine import describe_machine, describe_short
 from backdrop.benchmarks.rtsp_servers import Relay
 from backdrop.model.segmenter import load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.demo_clip import DemoClip
-from backdrop.stream.frame import Frame
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.pipeline import Pipeline
+from backdrop.stream.core.stats import percentiles_ms
 from backdrop.stream.sinks.rtsp import X264_OPTIONS, RtspSink
 from backdrop.stream.sources.base import Source
+from backdrop.stream.sources.demo_clip import DemoClip
 from backdrop.stream.sources.network import NetworkSource
-from backdrop.stream.stats import percentiles_ms
 
 STAMP_BITS = 10  # indices wrap every 1024 frames (34 s at 30 fps), far beyond any latency measured
 STAMP_MODULO = 1 << STAMP_BITS

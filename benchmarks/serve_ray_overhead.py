@@ -25,7 +25,7 @@ from typing import Any
 
 from backdrop.benchmarks.inputs import parse_resolution
 from backdrop.benchmarks.serve_capacity import cpu_seconds, rss_mb, save, shown
-from backdrop.stream.serve.config import parse_serve_config
+from backdrop.stream.config.serve import parse_serve_config
 from backdrop.stream.serve.engine import Engine, LocalEngine
 
 START_TIMEOUT_S = 120.0

@@ -24,9 +24,9 @@ from backdrop.benchmarks.machine import describe_machine, describe_short
 from backdrop.benchmarks.rtsp_servers import Publisher, Relay
 from backdrop.model.segmenter import load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.demo_clip import write_clip
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.core.pipeline import Pipeline
 from backdrop.stream.sinks.null import NullSink
+from backdrop.stream.sources.demo_clip import write_clip
 from backdrop.stream.sources.network import NetworkSource
 
 

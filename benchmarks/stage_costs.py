@@ -23,11 +23,11 @@ from backdrop.model.segmenter import Segmenter
 from backdrop.pixels import BGR, I420
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.matte import MatteMaker
-from backdrop.stream.config import EncoderConfig, MaskConfig
-from backdrop.stream.frame import Frame
+from backdrop.stream.config.run import EncoderConfig, MaskConfig
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.steps import Infer, conform
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.steps import Infer, conform
 
 # Background modes; "image" and "video" are filled in with generated files at run time.
 BACKGROUNDS = ("blur:21", "color:#00b140", "image", "video", "transparent", "mask")
@@ -55,7 +55,7 @@ class StagePlan:
 def _background_spec(mode: str, folder: Path, clip: Path) -> str:
     """The spec string for one background mode; image and video modes point at generated files."""
     if mode == "image":
-        from backdrop.stream.demo_clip import room
+        from backdrop.stream.sources.demo_clip import room
 
         path = folder / "backdrop.jpg"
         if not path.is_file():

@@ -16,10 +16,10 @@ from backdrop.benchmarks.machine import describe_machine, describe_short
 from backdrop.errors import SinkError
 from backdrop.model.segmenter import load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.core.pipeline import Pipeline
+from backdrop.stream.core.stats import percentiles_ms
 from backdrop.stream.sinks.window import WindowSink
 from backdrop.stream.sources.testsrc import TestSource
-from backdrop.stream.stats import percentiles_ms
 
 WARMUP_S = 2.0
 

@@ -9,7 +9,7 @@ import pytest
 from clips import CLIP_FRAMES, CLIP_SIZE
 
 from backdrop.model.segmenter import Segmenter
-from backdrop.stream.demo_clip import write_clip
+from backdrop.stream.sources.demo_clip import write_clip
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 
 from backdrop.benchmarks.rtsp_servers import HOST, LineWatcher, Publisher, Relay, relay_available, stop_process
 from backdrop.pixels import to_bgr
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,17 +17,17 @@ from photos import ASSETS
 
 from backdrop import Backdrop, MaskConfig, frames, run
 from backdrop.errors import BackdropError, SinkError, SourceError
-from backdrop.stream.config import RunConfig, with_overrides
-from backdrop.stream.demo_clip import read_stamp, write_clip
-from backdrop.stream.frame import Frame
-from backdrop.stream.steps import Infer
+from backdrop.stream.config.run import RunConfig, with_overrides
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.steps import Infer
+from backdrop.stream.sources.demo_clip import read_stamp, write_clip
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKER = "<!-- api-example -->"
 README_EXAMPLE = """\
 import cv2
 from backdrop import Backdrop, frames, load_config, run
-from backdrop.stream.config import with_overrides
+from backdrop.stream.config.run import with_overrides
 
 with Backdrop(background="color:#00ff00") as bd:  # one picture, or frames from your own loop
     photo = cv2.imread("portrait.jpg")

@@ -16,7 +16,7 @@ import pytest
 from clips import decode, error_lines, run_cli
 
 from backdrop.benchmarks.rtsp_servers import LineWatcher, stop_process
-from backdrop.stream.demo_clip import read_stamp
+from backdrop.stream.sources.demo_clip import read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ from backdrop.stream.compositing.backgrounds import (
 from backdrop.stream.compositing.blend import Matte, blend, plan
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.refine import guided_filter
-from backdrop.stream.config import MaskConfig
-from backdrop.stream.demo_clip import write_clip
+from backdrop.stream.config.run import MaskConfig
+from backdrop.stream.sources.demo_clip import write_clip
 
 W, H = 320, 180
 

@@ -13,7 +13,7 @@ from clips import error_lines, run_cli
 
 from backdrop.errors import BackgroundError, ConfigError, SourceError
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.config import (
+from backdrop.stream.config.run import (
     MAX_CONFIG_BYTES,
     RunConfig,
     bundled_configs,

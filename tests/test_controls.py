@@ -15,8 +15,8 @@ from backdrop.errors import ConfigError
 from backdrop.pixels import BGR, I420, bgr_to_i420, i420_planes
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.live import LiveBackground
-from backdrop.stream.config import parse_config
-from backdrop.stream.controls import LiveControls, draw_hint
+from backdrop.stream.config.run import parse_config
+from backdrop.stream.core.live_controls import LiveControls, draw_hint
 
 W, H = 64, 48
 GREEN, BLUE = (0, 255, 0), (255, 0, 0)
@@ -42,7 +42,7 @@ def opened(controls: LiveControls, layout: str = BGR) -> LiveBackground:
 
 def test_cycles_backgrounds_both_ways_and_logs_each_change(caplog: pytest.LogCaptureFixture) -> None:
     controls = LiveControls(["color:#00ff00", "color:#0000ff", "blur:11"])
-    with caplog.at_level(logging.INFO, logger="backdrop.stream.controls"):
+    with caplog.at_level(logging.INFO, logger="backdrop.stream.core.live_controls"):
         assert controls.act("next-background") == "background 2/3: color:#0000ff"
         assert controls.act("previous-background") == "background 1/3: color:#00ff00"
         assert controls.act("previous-background") == "background 3/3: blur:11"  # wraps around

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from backdrop.cli import main
-from backdrop.stream import devices_command
-from backdrop.stream.devices import DeviceListing, list_devices, run_v4l2_ctl
-from backdrop.stream.v4l2_modes import FrameSize, parse_list_formats_ext
+from backdrop.commands import devices as devices_command
+from backdrop.stream.devices.discovery import DeviceListing, list_devices, run_v4l2_ctl
+from backdrop.stream.devices.v4l2_modes import FrameSize, parse_list_formats_ext
 
 DATA = Path(__file__).parent / "data" / "devices"
 SYSFS = DATA / "sysfs"

@@ -12,12 +12,12 @@ import yaml
 from clips import error_lines, run_cli
 
 from backdrop.model.evaluation.contact_sheet import ROWS, TILE
-from backdrop.model.evaluation.video import unfiltered
 from backdrop.stream.compositing.matte import MatteMaker
-from backdrop.stream.config import load_config
-from backdrop.stream.demo_clip import write_clip
+from backdrop.stream.config.run import load_config
+from backdrop.stream.core.steps import Infer
+from backdrop.stream.sources.demo_clip import write_clip
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.steps import Infer
+from backdrop.video_evaluation import unfiltered
 
 FRAMES = 10
 

@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score, jaccard_score, precision_score, recall_sco
 from training_data import make_samples, write_dataset
 
 from backdrop import cli
-from backdrop.model import train_cli
+from backdrop.commands import eval as eval_command
 from backdrop.model.evaluation.evaluate import METRICS, Evaluator
 from backdrop.model.evaluation.metrics import (
     ClipMotion,
@@ -161,7 +161,7 @@ def test_pretrained_model_scores_well_on_clean_composites(labelled):
 
 def run_backdrop(monkeypatch, *argv: str) -> int:
     """The real `backdrop` entry point, with this module's commands registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (train_cli,))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (eval_command,))
     return cli.main(list(argv))
 
 

@@ -18,9 +18,9 @@ from clips import run_cli
 
 from backdrop.benchmarks.rtsp_servers import stop_process
 from backdrop.pixels import to_bgr
-from backdrop.stream.demo_clip import read_stamp, write_clip
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.demo_clip import read_stamp, write_clip
 from backdrop.stream.sources.video_file import VideoFileSource
 
 SIZE = (320, 180)  # stamps stay readable through the model and compositing at this size

@@ -91,9 +91,11 @@ def test_the_wheel_holds_one_import_name(wheel: Path) -> None:
 
 def test_the_install_adds_only_backdrop(venv: Venv) -> None:
     site = venv.site_packages
-    assert (site / "backdrop" / "stream" / "pipeline.py").is_file()
+    assert (site / "backdrop" / "stream" / "core" / "pipeline.py").is_file()
     assert not [name for name in STRAY_TOP_LEVEL if (site / name).exists()]
-    found = venv.python("-c", "import backdrop, backdrop.stream.pipeline as p; print(backdrop.__file__, p.__file__)")
+    found = venv.python(
+        "-c", "import backdrop, backdrop.stream.core.pipeline as p; print(backdrop.__file__, p.__file__)"
+    )
     assert all(Path(path).is_relative_to(site) for path in found.stdout.split())
 
 
@@ -101,7 +103,7 @@ def test_the_console_script_runs_from_an_empty_folder(venv: Venv) -> None:
     version = venv.run("backdrop", "--version")
     assert version.returncode == 0 and version.stdout.startswith("backdrop 0."), version.stderr
     # the demo clip is made from the packaged photo, and the run reads the packaged weights
-    venv.python("-m", "backdrop.stream.demo_clip", "clip.mp4", "--size", "320x180", "--frames", "10")
+    venv.python("-m", "backdrop.stream.sources.demo_clip", "clip.mp4", "--size", "320x180", "--frames", "10")
     result = venv.run("backdrop", "run", "--source", "clip.mp4", "--output", "o.mp4", "--runtime", "onnxruntime",
                       "--no-progress")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -118,7 +120,7 @@ def test_bench_runs(venv: Venv) -> None:
 
 def test_bundled_configs_load_by_package(venv: Venv) -> None:
     code = (
-        "from importlib import resources; from backdrop.stream.config import load_config; "
+        "from importlib import resources; from backdrop.stream.config.run import load_config; "
         "print(sorted(p.name for p in resources.files('backdrop.configs').iterdir())); "
         "print(load_config('file').background)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from backdrop.stream.latest import LatestSlot
+from backdrop.stream.core.latest import LatestSlot
 
 
 def take_in_thread(slot: LatestSlot[str], after_seq: int) -> tuple[threading.Thread, list]:

@@ -16,12 +16,12 @@ from backdrop.pixels import BGR, I420, RGB, bgr_to_i420, i420_planes, i420_to_bg
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.blend import I420Blender, Matte, blend
 from backdrop.stream.compositing.matte import MatteMaker
-from backdrop.stream.config import MaskConfig
-from backdrop.stream.demo_clip import read_stamp
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.config.run import MaskConfig
+from backdrop.stream.core.pipeline import Pipeline
 from backdrop.stream.sinks.null import NullSink
 from backdrop.stream.sinks.png_folder import PngFolderSink
 from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.demo_clip import read_stamp
 from backdrop.stream.sources.testsrc import TestSource
 from backdrop.stream.sources.video_file import VideoFileSource
 

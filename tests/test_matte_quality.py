@@ -22,7 +22,7 @@ from backdrop.stream.compositing.backgrounds import cover, parse_background
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.refine import guided_filter
-from backdrop.stream.config import MaskConfig
+from backdrop.stream.config.run import MaskConfig
 
 W, H = 640, 360  # work size 256×144: 2.5 frame pixels per working pixel
 

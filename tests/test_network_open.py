@@ -22,9 +22,9 @@ from clips import error_lines, run_cli
 from rtsp_fixtures import HOST, FrameFeeder, Relay, bgr, free_port, relay  # noqa: F401
 
 from backdrop.errors import SourceError
-from backdrop.stream.backoff import Backoff
-from backdrop.stream.demo_clip import read_stamp, write_clip
+from backdrop.stream.core.backoff import Backoff
 from backdrop.stream.sinks.preview import PreviewSink
+from backdrop.stream.sources.demo_clip import read_stamp, write_clip
 from backdrop.stream.sources.network import NetworkSource
 
 QUICK = {"open_timeout_s": 1.0, "read_timeout_s": 1.0}

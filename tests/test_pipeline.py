@@ -16,15 +16,15 @@ from photos import ASSETS
 from backdrop.errors import SourceError
 from backdrop.pixels import BGR
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.config import MaskConfig
-from backdrop.stream.demo_clip import read_stamp
-from backdrop.stream.frame import Frame
-from backdrop.stream.pipeline import Pipeline
+from backdrop.stream.config.run import MaskConfig
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.pipeline import Pipeline
+from backdrop.stream.core.steps import Infer
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sources.demo_clip import read_stamp
 from backdrop.stream.sources.testsrc import TestSource
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.steps import Infer
 
 GREEN = (0, 255, 0)
 
@@ -162,15 +162,32 @@ class RecordingSink(Sink):
         self.closed = True
 
 
+class SignallingFileSink(VideoFileSink):
+    """A video file that sets ``written`` once it holds a frame: lets a test order events without sleeping."""
+
+    def __init__(self, path: Path, written: threading.Event, **kwargs: object) -> None:
+        super().__init__(path, **kwargs)
+        self.written = written
+
+    def write(self, frame: Frame) -> None:
+        super().write(frame)
+        self.written.set()
+
+
 class CountingSource(TestSource):
     """testsrc that writes its frame index into pixel (0, 0) (blue + 256 × green) and can fail mid-stream."""
 
-    def __init__(self, *, fail_at: int | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, *, fail_at: int | None = None, fail_once: threading.Event | None = None, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)
         self.fail_at = fail_at
+        self.fail_once = fail_once  # when given, the failure waits for it (e.g. until a frame has been written)
 
     def read(self) -> Frame | None:
         if self.fail_at is not None and self.index == self.fail_at:
+            if self.fail_once is not None:
+                self.fail_once.wait(timeout=60)
             raise SourceError("camera unplugged")
         index = self.index
         frame = super().read()
@@ -266,8 +283,10 @@ def test_sink_failure_stops_the_run_with_that_error(tmp_path: Path, segmenter) -
 
 
 def test_source_failure_stops_the_run_and_keeps_the_file(tmp_path: Path, segmenter) -> None:
-    recording = VideoFileSink(tmp_path / "partial.mov", alpha=True)
-    pipeline = make_pipeline(CountingSource(width=160, height=120, fail_at=8), segmenter, [recording])
+    written = threading.Event()  # the camera is unplugged once the recording holds a frame, not before
+    recording = SignallingFileSink(tmp_path / "partial.mov", written, alpha=True)
+    source = CountingSource(width=160, height=120, fail_at=8, fail_once=written)
+    pipeline = make_pipeline(source, segmenter, [recording])
     with pytest.raises(SourceError, match="camera unplugged"):
         pipeline.run()
     assert 1 <= len(decode(tmp_path / "partial.mov")) <= 8

@@ -22,8 +22,8 @@ from rtsp_fixtures import FrameFeeder, bgr, free_port, wait_until
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR
-from backdrop.stream.controls import ACTIONS, LiveControls
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.live_controls import ACTIONS, LiveControls
 from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
 from backdrop.stream.sources.network import NetworkSource
 

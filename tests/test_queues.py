@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from backdrop.stream.queues import END_OF_STREAM, QueueClosed, StageQueue
+from backdrop.stream.core.queues import END_OF_STREAM, QueueClosed, StageQueue
 
 
 def test_backpressure_keeps_every_item_in_order() -> None:

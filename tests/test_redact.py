@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backdrop.stream.redact import mask_credentials, masked_reason
+from backdrop.stream.core.redact import mask_credentials, masked_reason
 
 
 @pytest.mark.parametrize(

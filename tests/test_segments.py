@@ -18,9 +18,9 @@ from clips import error_lines, run_cli
 
 from backdrop.benchmarks.rtsp_servers import stop_process
 from backdrop.errors import ConfigError
-from backdrop.stream.config import parse_config
-from backdrop.stream.demo_clip import read_stamp, write_clip
-from backdrop.stream.targets import check_targets
+from backdrop.stream.config.run import parse_config
+from backdrop.stream.sinks.targets import check_targets
+from backdrop.stream.sources.demo_clip import read_stamp, write_clip
 
 SIZE = (320, 180)  # stamps stay readable through the model and compositing at this size
 FPS = 30

@@ -25,8 +25,8 @@ from rtsp_fixtures import BackdropProcess, Publisher, Relay, free_port, relay_av
 
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter
+from backdrop.stream.config.serve import parse_serve_config
 from backdrop.stream.serve.batching import BatcherClosed, BatchingSegmenter
-from backdrop.stream.serve.config import parse_serve_config
 from backdrop.stream.serve.control import ControlServer
 from backdrop.stream.serve.engine import LocalEngine
 

@@ -10,7 +10,7 @@ import yaml
 from clips import error_lines, run_cli
 
 from backdrop.errors import ConfigError
-from backdrop.stream.serve.config import load_serve_config, parse_serve_config, parse_stream_text
+from backdrop.stream.config.serve import load_serve_config, parse_serve_config, parse_stream_text
 from backdrop.stream.serve.control import parse_control
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "configs" / "streams.yaml"

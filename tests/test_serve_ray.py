@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 pytest.importorskip("ray", reason="the Ray engine needs ray: pip install 'backdrop[ray]'")
 
-from backdrop.stream.serve.config import parse_serve_config, parse_stream
+from backdrop.stream.config.serve import parse_serve_config, parse_stream
 from backdrop.stream.serve.metrics import engine_registry
 from backdrop.stream.serve.ray_engine import RayEngine
 

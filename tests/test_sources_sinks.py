@@ -12,15 +12,15 @@ from clips import decode
 
 from backdrop.errors import SinkError, SourceError
 from backdrop.pixels import BGRA, to_bgr
-from backdrop.stream.config import SourceConfig
-from backdrop.stream.demo_clip import read_stamp
-from backdrop.stream.frame import Frame
+from backdrop.stream.config.run import SourceConfig
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.factory import make_sink
 from backdrop.stream.sinks.null import NullSink
 from backdrop.stream.sinks.png_folder import PngFolderSink
 from backdrop.stream.sinks.segmented_file import SegmentedFileSink
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sinks.window import WindowSink
+from backdrop.stream.sources.demo_clip import read_stamp
 from backdrop.stream.sources.factory import make_source
 from backdrop.stream.sources.image_folder import ImageFolderSource
 from backdrop.stream.sources.testsrc import TestSource

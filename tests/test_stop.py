@@ -11,7 +11,7 @@ from clips import decode
 from test_cli_run import finish, start, wait_for_frames
 
 from backdrop.benchmarks.rtsp_servers import stop_process
-from backdrop.stream.pipeline import STOP_GRACE_S
+from backdrop.stream.core.pipeline import STOP_GRACE_S
 
 EXIT_BUDGET_S = 5.0  # from the first signal to the process's exit
 
@@ -23,8 +23,8 @@ import threading
 
 from backdrop.model.segmenter import load_segmenter
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.pipeline import Pipeline
-from backdrop.stream.run_command import signal_exit_code, stop_on_signals
+from backdrop.stream.core.pipeline import Pipeline
+from backdrop.commands.run import signal_exit_code, stop_on_signals
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.testsrc import TestSource

@@ -11,9 +11,9 @@ import pytest
 from clips import error_lines, run_cli
 
 from backdrop.errors import ConfigError, SinkError
-from backdrop.stream.config import parse_config
-from backdrop.stream.demo_clip import write_clip
-from backdrop.stream.targets import check_targets
+from backdrop.stream.config.run import parse_config
+from backdrop.stream.sinks.targets import check_targets
+from backdrop.stream.sources.demo_clip import write_clip
 
 
 @pytest.fixture(scope="module")

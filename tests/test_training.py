@@ -22,7 +22,8 @@ import tensorflow as tf
 from training_data import make_samples, write_clip, write_dataset
 
 from backdrop import cli
-from backdrop.model import train_cli
+from backdrop.commands import distill as distill_command
+from backdrop.commands import train as train_command
 from backdrop.model.evaluation.evaluate import Evaluator
 from backdrop.model.segmenter import load_segmenter
 from backdrop.model.training.augment import AugmentConfig, augment
@@ -55,7 +56,7 @@ NO_AUGMENT = AugmentConfig(
 
 def run_backdrop(monkeypatch, *argv: str) -> int:
     """The real `backdrop` entry point, with this module's commands registered."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (train_cli,))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (train_command, distill_command))
     return cli.main(list(argv))
 
 

@@ -19,7 +19,7 @@ from clips import CLIP_SIZE, run_cli
 
 from backdrop.errors import SinkError
 from backdrop.pixels import I420, bgr_to_i420
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.vcam import LOAD_LOOPBACK, VirtualCameraSink
 
 no_loopback_here = pytest.mark.skipif(

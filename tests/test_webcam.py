@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from backdrop.errors import ConfigError, SourceError
-from backdrop.stream.config import SourceConfig, parse_config
+from backdrop.stream.config.run import SourceConfig, parse_config
 from backdrop.stream.sources.factory import make_source
 from backdrop.stream.sources.webcam import (
     WebcamMode,

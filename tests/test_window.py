@@ -23,8 +23,8 @@ from xvfb import Xvfb, median_bgr, missing_tools
 
 from backdrop.benchmarks.window_latency import measure_window_latency, summary
 from backdrop.errors import SinkError
-from backdrop.stream.controls import LiveControls
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.live_controls import LiveControls
 from backdrop.stream.sinks.window import WindowSink
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (make system-deps)")

@@ -12,7 +12,7 @@ import numpy as np
 from backdrop.pixels import BGR, I420, i420_planes, to_bgr
 from backdrop.stream.compositing.backgrounds import Background, Blur, MaskView
 from backdrop.stream.compositing.blend import Matte
-from backdrop.stream.controls import LiveControls
+from backdrop.stream.core.live_controls import LiveControls
 
 
 class LiveBackground(Background):

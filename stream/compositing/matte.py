@@ -16,7 +16,7 @@ from backdrop.pixels import BGR, luma
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.refine import refine_edges
 from backdrop.stream.compositing.temporal import TemporalFilter, TemporalState
-from backdrop.stream.config import MaskConfig
+from backdrop.stream.config.run import MaskConfig
 
 SNAP = 0.02  # alpha below this becomes 0, above 1 - SNAP becomes 1 (the range between is stretched to fit)
 FEATHER_LINES = 720  # mask.feather is in pixels of an output this many lines high, and scales with the height

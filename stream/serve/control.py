@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backdrop.errors import BackdropError, ConfigError
-from backdrop.stream.serve.config import StreamConfig, parse_stream_text
+from backdrop.stream.config.serve import StreamConfig, parse_stream_text
 from backdrop.stream.serve.engine import Engine
 from backdrop.stream.serve.metrics import engine_registry
 

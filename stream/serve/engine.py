@@ -16,11 +16,11 @@ import cv2
 
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter, load_segmenter
-from backdrop.stream.pipeline import CLOSE_GRACE_S, STOP_GRACE_S
+from backdrop.stream.config.serve import ServeConfig, StreamConfig
+from backdrop.stream.core.pipeline import CLOSE_GRACE_S, STOP_GRACE_S
+from backdrop.stream.core.stats import peak_rss_mb
 from backdrop.stream.serve.batching import BatchingSegmenter
-from backdrop.stream.serve.config import ServeConfig, StreamConfig
 from backdrop.stream.serve.runner import StreamRunner
-from backdrop.stream.stats import peak_rss_mb
 
 PARALLEL_RUNTIMES = ("onnxruntime",)  # whose sessions may be called from several threads at once
 SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005

@@ -32,8 +32,8 @@ import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 
 from backdrop.errors import RuntimeUnavailable
+from backdrop.stream.config.serve import ServeConfig, StreamConfig
 from backdrop.stream.serve.batching import mean_batch_size
-from backdrop.stream.serve.config import ServeConfig, StreamConfig
 from backdrop.stream.serve.engine import STOP_TIMEOUT_S, LocalEngine, sum_totals
 
 ANSWER_S = 1.0  # how long a figures call waits for actors; one that has not answered shows its last figures

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from backdrop.model.segmenter import Segmenter
-from backdrop.stream.assemble import open_pipeline
-from backdrop.stream.backoff import Backoff
-from backdrop.stream.config import RunConfig
-from backdrop.stream.pipeline import Pipeline
-from backdrop.stream.serve.config import ServeOptions
+from backdrop.stream.config.run import RunConfig
+from backdrop.stream.config.serve import ServeOptions
+from backdrop.stream.core.assemble import open_pipeline
+from backdrop.stream.core.backoff import Backoff
+from backdrop.stream.core.pipeline import Pipeline
 
 log = logging.getLogger("backdrop")
 

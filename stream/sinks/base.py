@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from backdrop.pixels import BGR, BGRA
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 
 
 class Sink(ABC):

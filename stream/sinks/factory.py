@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from backdrop.errors import SinkError
-from backdrop.stream.config import EncoderConfig
+from backdrop.stream.config.run import EncoderConfig
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.segment_names import is_segmented
 from backdrop.stream.sinks.video_file import is_video_file

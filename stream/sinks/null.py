@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backdrop.pixels import BGR, BGRA, I420
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 

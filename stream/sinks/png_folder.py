@@ -13,7 +13,7 @@ import cv2
 
 from backdrop.errors import SinkError
 from backdrop.pixels import BGRA, to_bgr
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 

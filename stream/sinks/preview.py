@@ -5,7 +5,7 @@ thread takes the newest frame when its socket is ready again and the first to as
 so a slow viewer skips frames instead of slowing the run, ten viewers cost one encode per frame, not ten, nothing
 is encoded while nobody watches, and ``/frame.jpg`` is always the newest frame. It binds 127.0.0.1 unless the
 URL names another address. With live controls, the page's buttons POST to ``/control/ACTION`` (see
-stream/controls.py); a POST from a page of another origin is refused, so a web site cannot drive them.
+stream/core/live_controls.py); a POST from a page of another origin is refused, so a web site cannot drive them.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import cv2
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR, BGRA, I420, to_bgr
-from backdrop.stream.controls import ACTIONS, LiveControls, draw_hint
-from backdrop.stream.frame import Frame
-from backdrop.stream.latest import LatestSlot
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.latest import LatestSlot
+from backdrop.stream.core.live_controls import ACTIONS, LiveControls, draw_hint
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ import av
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR, BGRA, I420, to_bgr
-from backdrop.stream.backoff import Backoff
-from backdrop.stream.frame import Frame
-from backdrop.stream.latest import LatestSlot
-from backdrop.stream.redact import mask_credentials, masked_reason
+from backdrop.stream.core.backoff import Backoff
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.latest import LatestSlot
+from backdrop.stream.core.redact import mask_credentials, masked_reason
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)

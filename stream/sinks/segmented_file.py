@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from backdrop.errors import SinkError
-from backdrop.stream.config import EncoderConfig
-from backdrop.stream.frame import Frame
+from backdrop.stream.config.run import EncoderConfig
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.segment_names import check_pattern, fixed_folder, segment_path, unused
 from backdrop.stream.sinks.video_file import VideoFileSink

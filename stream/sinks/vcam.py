@@ -22,7 +22,7 @@ import numpy as np
 
 from backdrop.errors import SinkError
 from backdrop.pixels import BGR, I420, convert, i420_to_nv12, i420_to_uyvy, i420_to_yuyv, to_bgr
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ import av
 
 from backdrop.errors import SinkError
 from backdrop.pixels import BGR, BGRA, I420, bgr_to_i420
-from backdrop.stream.config import EncoderConfig
-from backdrop.stream.frame import Frame
+from backdrop.stream.config.run import EncoderConfig
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.audio_track import AudioTrack
 from backdrop.stream.sinks.base import Sink
 

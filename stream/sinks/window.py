@@ -17,9 +17,9 @@ from typing import Any
 
 from backdrop.errors import SinkError
 from backdrop.pixels import BGR, I420, to_bgr
-from backdrop.stream.controls import LiveControls, draw_hint
-from backdrop.stream.frame import Frame
-from backdrop.stream.latest import LatestSlot
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.latest import LatestSlot
+from backdrop.stream.core.live_controls import LiveControls, draw_hint
 from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)

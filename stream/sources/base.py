@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 
 from backdrop.pixels import BGR
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 
 
 class Source(ABC):

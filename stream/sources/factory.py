@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from backdrop.stream.config import SourceConfig
+from backdrop.stream.config.run import SourceConfig
 from backdrop.stream.sources.base import Source
 
 _WEBCAM = re.compile(r"webcam(?::(?P<named>\d+))?|(?P<bare>\d+)|/dev/video\d+")

@@ -8,7 +8,7 @@ import cv2
 
 from backdrop.errors import SourceError
 from backdrop.pixels import IMAGE_SUFFIXES
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sources.base import Source
 
 

@@ -33,10 +33,10 @@ import numpy as np
 
 from backdrop.errors import ConfigError, SourceError
 from backdrop.pixels import BGR, I420
-from backdrop.stream.backoff import Backoff
-from backdrop.stream.frame import Frame
-from backdrop.stream.latest import LatestSlot
-from backdrop.stream.redact import mask_credentials, masked_reason
+from backdrop.stream.core.backoff import Backoff
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.latest import LatestSlot
+from backdrop.stream.core.redact import mask_credentials, masked_reason
 from backdrop.stream.sources.base import Source
 
 log = logging.getLogger(__name__)

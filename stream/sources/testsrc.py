@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from backdrop.errors import SourceError
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sources.base import Source
 
 # ASCII digits, a few of them: int() of a long or non-ASCII digit string would fail with a traceback

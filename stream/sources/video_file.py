@@ -17,9 +17,9 @@ import av
 
 from backdrop.errors import SourceError
 from backdrop.pixels import BGR, I420
-from backdrop.stream.frame import Frame
-from backdrop.stream.orientation import quarter_turns, upright
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sources.base import Source
+from backdrop.stream.sources.orientation import quarter_turns, upright
 
 AV_FORMATS = {BGR: "bgr24", I420: "yuv420p"}
 

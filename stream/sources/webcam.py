@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from backdrop.errors import SourceError
-from backdrop.stream.backoff import Backoff
-from backdrop.stream.frame import Frame
+from backdrop.stream.core.backoff import Backoff
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sources.base import Source
 
 log = logging.getLogger(__name__)

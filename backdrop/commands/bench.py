@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--window", action="store_true", help="measure capture → window latency at 720p30 instead (needs a display)"
     )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"), help="show what changed A → B")
-    parser.set_defaults(handler=run_bench)
+    parser.set_defaults(handler=run)
 
 
 def _options(args: argparse.Namespace) -> BenchOptions:
@@ -114,7 +114,7 @@ def _window_latency(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from backdrop.benchmarks import report
 
     if args.compare:

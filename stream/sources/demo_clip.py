@@ -4,7 +4,7 @@ The photo (NASA's portrait of Eileen Collins, ``backdrop/assets/astronaut.jpg``)
 synthetic room. Each frame can carry its index as a binary code on the person's chest, so a test can
 check after compositing (which keeps person pixels) that every frame arrived, in order.
 
-    python -m backdrop.stream.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
+    python -m backdrop.stream.sources.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 """
 
 from __future__ import annotations

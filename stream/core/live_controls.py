@@ -22,7 +22,7 @@ import numpy as np
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.compositing.backgrounds import Background, Blur, parse_background
-from backdrop.stream.config import RunConfig
+from backdrop.stream.config.run import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import json
 
-from backdrop.stream.devices import DeviceListing, VideoDevice, list_devices
+from backdrop.stream.devices.discovery import DeviceListing, VideoDevice, list_devices
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

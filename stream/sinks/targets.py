@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backdrop.errors import ConfigError, SinkError
-from backdrop.stream.config import RunConfig
+from backdrop.stream.config.run import RunConfig
 from backdrop.stream.sinks.segment_names import is_segmented, pattern_regex
 
 STATS_ROLE = "--stats-json"

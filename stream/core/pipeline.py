@@ -17,14 +17,14 @@ from typing import Any
 from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter
 from backdrop.stream.compositing.backgrounds import Background
-from backdrop.stream.config import MaskConfig
-from backdrop.stream.frame import Frame
-from backdrop.stream.queues import StageQueue
+from backdrop.stream.config.run import MaskConfig
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.queues import StageQueue
+from backdrop.stream.core.stages import CaptureStage, Control, InferenceStage, SinkStage, Stage, Work
+from backdrop.stream.core.stats import RunStats
+from backdrop.stream.core.steps import Compositor, Infer, choose_layout, conform
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sources.base import Source
-from backdrop.stream.stages import CaptureStage, Control, InferenceStage, SinkStage, Stage, Work
-from backdrop.stream.stats import RunStats
-from backdrop.stream.steps import Compositor, Infer, choose_layout, conform
 
 STOP_GRACE_S = 3.0  # after a stop request: how long the frames in flight may take to reach the sinks
 CLOSE_GRACE_S = 1.0  # then how long the outputs may take to finish, so a stop is over within 4 s

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backdrop.stream.v4l2_modes import PixelFormatModes, parse_list_formats_ext
+from backdrop.stream.devices.v4l2_modes import PixelFormatModes, parse_list_formats_ext
 
 V4L2_CTL_TIMEOUT_S = 5.0
 PROBED_INDEXES = 10  # OpenCV probing: indexes 0…9

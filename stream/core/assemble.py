@@ -15,15 +15,15 @@ from typing import Any
 
 from backdrop.errors import SinkError, SourceError
 from backdrop.model.segmenter import Segmenter, load_segmenter
-from backdrop.stream.audio import audio_source
 from backdrop.stream.compositing.live import LiveBackground
-from backdrop.stream.config import RunConfig
-from backdrop.stream.controls import LiveControls
-from backdrop.stream.pipeline import Pipeline, ProgressCallback
+from backdrop.stream.config.run import RunConfig
+from backdrop.stream.core.live_controls import LiveControls
+from backdrop.stream.core.pipeline import Pipeline, ProgressCallback
+from backdrop.stream.sinks.audio_routing import audio_source
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.factory import make_sink
+from backdrop.stream.sinks.targets import check_targets
 from backdrop.stream.sources.factory import make_source
-from backdrop.stream.targets import check_targets
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from backdrop.errors import ConfigError, RuntimeUnavailable
 
 if TYPE_CHECKING:
-    from backdrop.stream.serve.config import ServeConfig
+    from backdrop.stream.config.serve import ServeConfig
     from backdrop.stream.serve.engine import Engine
 
 DEFAULT_CONTROL = "127.0.0.1:8090"  # loopback: the API has no authentication
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="stop each stream after N written frames, exit when all are")
     parser.add_argument("--stats-json", help="write every stream's final figures and the totals to this JSON file")
     parser.add_argument("--ray-address", help="join this Ray cluster (--engine ray; default: start a local Ray)")
-    parser.set_defaults(handler=serve)
+    parser.set_defaults(handler=run)
 
 
 def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
@@ -56,11 +56,11 @@ def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
     return RayEngine(config, max_frames=args.max_frames, address=args.ray_address)
 
 
-def serve(args: argparse.Namespace) -> int:
-    from backdrop.stream.assemble import write_stats
-    from backdrop.stream.serve.config import load_serve_config
+def run(args: argparse.Namespace) -> int:
+    from backdrop.stream.config.serve import load_serve_config
+    from backdrop.stream.core.assemble import write_stats
     from backdrop.stream.serve.control import ControlServer, parse_control
-    from backdrop.stream.targets import check_stats_path
+    from backdrop.stream.sinks.targets import check_stats_path
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be >= 1")

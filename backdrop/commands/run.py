@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from backdrop.stream.config import RunConfig, load_config, with_overrides
+from backdrop.stream.config.run import RunConfig, load_config, with_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,8 +91,8 @@ def signal_exit_code(signum: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from backdrop.stream.assemble import open_pipeline, report
-    from backdrop.stream.progress import ProgressLine
+    from backdrop.commands.progress import ProgressLine
+    from backdrop.stream.core.assemble import open_pipeline, report
 
     progress = ProgressLine() if config.pipeline.progress else None
     on_progress = (lambda stats, final: progress.update(stats, final=final)) if progress else None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from backdrop.stream.config import RunConfig
+from backdrop.stream.config.run import RunConfig
 from backdrop.stream.sinks.video_file import is_video_file
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from backdrop.model.evaluation.contact_sheet import EdgeCrops
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
 from backdrop.stream.compositing.matte import MatteMaker
-from backdrop.stream.config import MaskConfig, RunConfig
+from backdrop.stream.config.run import MaskConfig, RunConfig
+from backdrop.stream.core.steps import Infer
 from backdrop.stream.sources.video_file import VideoFileSource
-from backdrop.stream.steps import Infer
 
 EDGE_BAND = 7 / 720  # edge-band radius as a share of the frame height
 INTERIOR_MARGIN = 14 / 720  # how far inside the edge "inside the person" starts, as a share of the height

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from backdrop.stream.queues import StageQueue
+from backdrop.stream.core.queues import StageQueue
 
 WINDOW = 2048  # recent samples kept per stage for the percentiles
 

@@ -1,6 +1,6 @@
 """The per-frame work of a run as plain objects: conform → preprocess → infer → matte and compose → write.
 
-Nothing here knows about threads or queues. The pipeline's stage threads (stream/stages.py) only move
+Nothing here knows about threads or queues. The pipeline's stage threads (stream/core/stages.py) only move
 frames between queues and call these; the sequential benchmark loop, the per-stage benchmark and the
 Python API call them directly — so every way of running Backdrop does exactly the same work per frame.
 """
@@ -17,8 +17,8 @@ from backdrop.stream.compositing.backgrounds import Background
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.temporal import TemporalState
-from backdrop.stream.config import MaskConfig
-from backdrop.stream.frame import Frame
+from backdrop.stream.config.run import MaskConfig
+from backdrop.stream.core.frame import Frame
 
 
 def choose_layout(source_layout: str, consumers: Sequence[tuple[str, ...]]) -> str:

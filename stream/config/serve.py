@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from backdrop.errors import BackdropError, ConfigError
-from backdrop.stream.config import (
+from backdrop.stream.config.run import (
     RunConfig,
     SourceConfig,
     _build,
@@ -30,7 +30,7 @@ from backdrop.stream.config import (
     parse_config,
     read_yaml,
 )
-from backdrop.stream.targets import Place, check_targets, is_path_output
+from backdrop.stream.sinks.targets import Place, check_targets, is_path_output
 
 STREAM_SECTIONS = ("mask", "encoder", "pipeline")  # run-config sections a stream may override in part
 STREAM_KEYS = ("name", "source", "background", "outputs", *STREAM_SECTIONS)

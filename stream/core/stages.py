@@ -1,4 +1,4 @@
-"""The pipeline's threads: each moves work from one queue to the next and calls a step (stream/steps.py).
+"""The pipeline's threads: each moves work from one queue to the next and calls a step (stream/core/steps.py).
 
 Rules every stage follows: pass END_OF_STREAM downstream after its last item; when it stops consuming,
 close its input queue so an upstream producer blocked on it unblocks; report any exception to the
@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from backdrop.stream.frame import Frame
-from backdrop.stream.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.queues import END_OF_STREAM, EndOfStream, QueueClosed, StageQueue
+from backdrop.stream.core.stats import RunStats
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sources.base import Source
-from backdrop.stream.stats import RunStats
 
 
 class Control:
