@@ -26,8 +26,8 @@ from rtsp_fixtures import BackdropProcess, Publisher, Relay, free_port, relay_av
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter
 from backdrop.stream.config.serve import parse_serve_config
+from backdrop.stream.serve.api_server import ApiServer
 from backdrop.stream.serve.batching import BatcherClosed, BatchingSegmenter
-from backdrop.stream.serve.control import ControlServer
 from backdrop.stream.serve.engine import LocalEngine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
     )  # fmt: skip
     data["serve"]["restart_initial_s"] = 0.2
     engine = LocalEngine(parse_serve_config(data))
-    control = ControlServer(engine, "127.0.0.1", 0)
+    control = ApiServer(engine, "127.0.0.1", 0)
     control.start()
     engine.start()
     try:

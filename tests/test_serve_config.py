@@ -11,7 +11,7 @@ from clips import error_lines, run_cli
 
 from backdrop.errors import ConfigError
 from backdrop.stream.config.serve import load_serve_config, parse_serve_config, parse_stream_text
-from backdrop.stream.serve.control import parse_control
+from backdrop.stream.serve.api_server import parse_control
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "configs" / "streams.yaml"
 

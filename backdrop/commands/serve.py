@@ -59,7 +59,7 @@ def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
 def run(args: argparse.Namespace) -> int:
     from backdrop.stream.config.serve import load_serve_config
     from backdrop.stream.core.assemble import write_stats
-    from backdrop.stream.serve.control import ControlServer, parse_control
+    from backdrop.stream.serve.api_server import ApiServer, parse_control
     from backdrop.stream.sinks.targets import check_stats_path
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -68,18 +68,18 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_json:
         check_stats_path(args.stats_json)
     engine = make_engine(args, config)
-    control = ControlServer(engine, *parse_control(args.control), config.streams)
+    api = ApiServer(engine, *parse_control(args.control), config.streams)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        control.start()
+        api.start()
         engine.start()
         while not stop.wait(POLL_S):
             if args.max_frames is not None and engine.wait(0):
                 break
     finally:
         engine.stop()
-        control.close()
+        api.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     streams, totals = engine.streams(), engine.totals()

@@ -20,7 +20,7 @@ from backdrop.stream.compositing.backgrounds import Background
 from backdrop.stream.config.run import MaskConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.queues import StageQueue
-from backdrop.stream.core.stages import CaptureStage, Control, InferenceStage, SinkStage, Stage, Work
+from backdrop.stream.core.stages import CaptureStage, InferenceStage, RunCoordinator, SinkStage, Stage, Work
 from backdrop.stream.core.stats import RunStats
 from backdrop.stream.core.steps import Compositor, Infer, choose_layout, conform
 from backdrop.stream.sinks.base import Sink
@@ -66,8 +66,8 @@ class Pipeline:
         self.max_frames = max_frames
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
-        self.control = Control()
-        self.control.stop_hooks.append(source.interrupt)
+        self.coordinator = RunCoordinator()
+        self.coordinator.stop_hooks.append(source.interrupt)
         self.stats = RunStats(frame_count=self._expected_frames(), counters=[source, *self.sinks])
         self.unfinished: list[str] = []  # outputs a stopped run could not close: their stage or close hung
 
@@ -80,13 +80,13 @@ class Pipeline:
     def request_stop(self) -> None:
         """Graceful stop: no new frames are read; those in flight are written within STOP_GRACE_S, then the run is
         cut short. Safe from signal handlers."""
-        self.control.request_stop(STOP_GRACE_S)
+        self.coordinator.request_stop(STOP_GRACE_S)
 
     def abort(self, error: BaseException | None = None) -> None:
         """Immediate stop: frames in flight are dropped, outputs still closed; ``run()`` raises ``error`` if given."""
         if error is not None:
-            self.control.fail(error)
-        self.control.request_stop(0.0)
+            self.coordinator.fail(error)
+        self.coordinator.request_stop(0.0)
 
     def layout(self) -> str:
         """I420 when the source decodes to it and the background and every sink work in it, else BGR."""
@@ -110,8 +110,8 @@ class Pipeline:
             self._run_stages(stages)
         finally:
             self._close(opened, stages)
-        if self.control.error is not None:
-            raise self.control.error
+        if self.coordinator.error is not None:
+            raise self.coordinator.error
         final = self.stats.snapshot()
         final["unfinished"] = self.unfinished
         self._report(final, final=True)
@@ -124,7 +124,7 @@ class Pipeline:
         def queue(name: str, drop: bool) -> StageQueue:
             q = StageQueue(name, self.queue_size, drop_oldest=drop)
             self.stats.queues.append(q)
-            self.control.queues.append(q)
+            self.coordinator.queues.append(q)
             return q
 
         def preprocess(work: Work) -> Work:
@@ -132,7 +132,7 @@ class Pipeline:
             return work
 
         infer = Infer(self.segmenter, self.interval)
-        common = {"control": self.control, "stats": self.stats}
+        common = {"coordinator": self.coordinator, "stats": self.stats}
         # A live run that falls behind drops frames where they enter, before any work is spent on them; past
         # that the stages wait for each other. Each output drops on its own, so a slow one never stalls the rest.
         to_pre = queue("preprocess", drop=live)
@@ -166,7 +166,7 @@ class Pipeline:
         return composite
 
     def _run_stages(self, stages: list[Stage]) -> None:
-        self.control.running = len(stages)
+        self.coordinator.running = len(stages)
         for stage in stages:
             stage.start()
         reporter_stop = threading.Event()
@@ -174,7 +174,7 @@ class Pipeline:
         reporter.start()
         try:
             if not self._wait():
-                self.control.close_queues()  # cut short: stages not stuck leave after their current item
+                self.coordinator.close_queues()  # cut short: stages not stuck leave after their current item
         finally:
             reporter_stop.set()
             reporter.join(CLOSE_GRACE_S)  # it may be inside a stuck sink's update_stats
@@ -186,29 +186,29 @@ class Pipeline:
         stopping has none. Sinks that must run on this thread (``main_thread``: a window) are pumped instead of
         sleeping; one whose ``pump`` returns False (its viewer closed it) stops the run gracefully.
         """
-        control = self.control
+        coordinator = self.coordinator
         failed_by: float | None = None
         pumped = [sink for sink in self.sinks if getattr(sink, "main_thread", False)]
         while True:
             try:
-                with control.finished:
-                    if not control.running:
+                with coordinator.finished:
+                    if not coordinator.running:
                         return True
-                    if control.error is not None and failed_by is None:
+                    if coordinator.error is not None and failed_by is None:
                         failed_by = time.monotonic() + JOIN_TIMEOUT_S
-                    deadline = min((d for d in (control.deadline, failed_by) if d is not None), default=None)
+                    deadline = min((d for d in (coordinator.deadline, failed_by) if d is not None), default=None)
                     if deadline is not None and time.monotonic() >= deadline:
                         return False
                     until = min(SIGNAL_CHECK_S, SIGNAL_CHECK_S if deadline is None else deadline - time.monotonic())
                     if not pumped:
-                        control.finished.wait(until)
+                        coordinator.finished.wait(until)
                         continue
                 for sink in list(pumped):
                     if not sink.pump(until / len(pumped)):
                         pumped.remove(sink)
                         self.request_stop()
             except KeyboardInterrupt as e:  # only when the caller installed no signal handler
-                if control.stop_requested.is_set():
+                if coordinator.stop_requested.is_set():
                     self.abort(e)
                 else:
                     self.request_stop()
@@ -241,11 +241,11 @@ class Pipeline:
             (sink, [stage for stage in stages if isinstance(stage, SinkStage) and stage.sink is sink]) for sink in sinks
         ]
         parts.append((self.background, [stage for stage in stages if not isinstance(stage, SinkStage)]))
-        if self.control.deadline is None and not any(stage.is_alive() for stage in stages):
+        if self.coordinator.deadline is None and not any(stage.is_alive() for stage in stages):
             for closable, _ in parts:
                 self._close_one(closable)
             return
-        close_by = max(time.monotonic(), self.control.deadline or 0.0) + CLOSE_GRACE_S
+        close_by = max(time.monotonic(), self.coordinator.deadline or 0.0) + CLOSE_GRACE_S
         closed: set[int] = set()
         closers = [
             threading.Thread(
@@ -271,6 +271,6 @@ class Pipeline:
         try:
             closable.close()
         except Exception as e:  # keep closing the others, then report the first failure
-            with self.control.lock:
-                if self.control.error is None:
-                    self.control.error = e
+            with self.coordinator.lock:
+                if self.coordinator.error is None:
+                    self.coordinator.error = e

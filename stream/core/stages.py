@@ -2,7 +2,7 @@
 
 Rules every stage follows: pass END_OF_STREAM downstream after its last item; when it stops consuming,
 close its input queue so an upstream producer blocked on it unblocks; report any exception to the
-Control (which stops the whole run) instead of dying silently. The work itself lives in the steps, so a
+coordinator (which stops the whole run) instead of dying silently. The work itself lives in the steps, so a
 stage is only scheduling: what to wait for, how many items to take at once, when to stop.
 """
 
@@ -23,8 +23,8 @@ from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sources.base import Source
 
 
-class Control:
-    """Shared run state: the stop flag and deadline, the first error, and the queues to close to cut the run."""
+class RunCoordinator:
+    """What the stages of one run share: the stop flag and deadline, the first error, the queues that cut it."""
 
     def __init__(self) -> None:
         self.stop_requested = threading.Event()
@@ -93,7 +93,7 @@ class Stage(threading.Thread):
         name: str,
         step: Callable[[Any], Any] | None,
         *,
-        control: Control,
+        coordinator: RunCoordinator,
         stats: RunStats,
         inbox: StageQueue | None,
         outboxes: list[StageQueue],
@@ -102,7 +102,7 @@ class Stage(threading.Thread):
         super().__init__(name=f"backdrop-{name}", daemon=True)
         self.stage = name
         self.step = step
-        self.control = control
+        self.coordinator = coordinator
         self.stats = stats
         self.inbox = inbox
         self.outboxes = list(outboxes)
@@ -115,11 +115,11 @@ class Stage(threading.Thread):
         except QueueClosed:
             pass  # every consumer downstream is gone: the run is stopping
         except BaseException as e:  # any failure stops the run; the pipeline re-raises it
-            self.control.fail(e)
+            self.coordinator.fail(e)
         finally:
             if self.inbox is not None:
                 self.inbox.close()
-            self.control.stage_done()
+            self.coordinator.stage_done()
 
     def loop(self) -> None:
         """Consume until END_OF_STREAM (or the limit), handling each item with the step."""
@@ -137,7 +137,7 @@ class Stage(threading.Thread):
 
     def reached_limit(self) -> bool:
         if self.limit is not None and self.done >= self.limit:
-            self.control.request_stop()
+            self.coordinator.request_stop()
             return True
         return False
 
@@ -165,7 +165,7 @@ class CaptureStage(Stage):
 
     def loop(self) -> None:
         frame, self.first = self.first, None
-        while frame is not None and not self.control.stop_requested.is_set():
+        while frame is not None and not self.coordinator.stop_requested.is_set():
             self.stats.frames_in += 1
             self.emit(Work(self.conform(frame)))
             self.done += 1

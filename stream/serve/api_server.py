@@ -1,4 +1,4 @@
-"""The control API of ``backdrop serve``: list, add and remove streams, Prometheus metrics, an overview page.
+"""The HTTP API of ``backdrop serve`` (``--control``): list, add and remove streams, Prometheus metrics, an overview.
 
 ``GET /streams`` (JSON figures), ``POST /streams`` (one stream as JSON or YAML, validated like the config
 file; 400 with the one-line error), ``DELETE /streams/NAME`` (404 when unknown), ``GET /metrics``
@@ -67,7 +67,7 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-class ControlServer:
+class ApiServer:
     """The API's HTTP server on its own thread; ``streams`` are those the engine starts with (for their previews)."""
 
     def __init__(self, engine: Engine, host: str, port: int, streams: Sequence[StreamConfig] = ()) -> None:
@@ -127,15 +127,15 @@ class ControlServer:
         return PAGE.format(rows="\n".join(rows))
 
 
-def _handler_for(control: ControlServer) -> type[BaseHTTPRequestHandler]:
+def _handler_for(api: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/streams":
-                self._send_json(HTTPStatus.OK, control.engine.streams())
+                self._send_json(HTTPStatus.OK, api.engine.streams())
             elif self.path == "/metrics":
-                self._send(HTTPStatus.OK, generate_latest(control.registry), CONTENT_TYPE_LATEST)
+                self._send(HTTPStatus.OK, generate_latest(api.registry), CONTENT_TYPE_LATEST)
             elif self.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, control.page().encode(), "text/html; charset=utf-8")
+                self._send(HTTPStatus.OK, api.page().encode(), "text/html; charset=utf-8")
             else:
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
 
@@ -148,7 +148,7 @@ def _handler_for(control: ControlServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"send one stream of at most {MAX_BODY_BYTES} bytes"})
                 return
             try:
-                added = control.add(self.rfile.read(length).decode("utf-8", errors="replace"))
+                added = api.add(self.rfile.read(length).decode("utf-8", errors="replace"))
             except BackdropError as e:
                 self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
                 return
@@ -157,7 +157,7 @@ def _handler_for(control: ControlServer) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             prefix = "/streams/"
             name = unquote(self.path[len(prefix) :]) if self.path.startswith(prefix) else ""
-            if not name or not control.remove(name):
+            if not name or not api.remove(name):
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no stream named {name!r}"})
                 return
             self._send_json(HTTPStatus.OK, {"removed": name})
