@@ -13,14 +13,8 @@ from clips import error_lines, run_cli
 
 from backdrop.errors import BackgroundError, ConfigError, SourceError
 from backdrop.stream.compositing.backgrounds import parse_background
-from backdrop.stream.config.run import (
-    MAX_CONFIG_BYTES,
-    RunConfig,
-    bundled_configs,
-    load_config,
-    parse_config,
-    with_overrides,
-)
+from backdrop.stream.config.run import RunConfig, load_config, parse_config, with_overrides
+from backdrop.stream.config.typed_yaml import MAX_CONFIG_BYTES, bundled_configs
 from backdrop.stream.sources.testsrc import TestSource
 
 CONFIGS = sorted(

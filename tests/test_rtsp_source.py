@@ -19,6 +19,7 @@ from rtsp_fixtures import HOST, Publisher, Relay, bgr, free_port, publisher, rel
 
 from backdrop.errors import ConfigError, SourceError
 from backdrop.pixels import I420
+from backdrop.stream.config.run import parse_config
 from backdrop.stream.sources.network import NetworkSource
 
 pytestmark = pytest.mark.rtsp
@@ -172,17 +173,21 @@ def test_wrong_credentials_fail_at_once_with_one_masked_line() -> None:
     assert "wrong" not in message and "\n" not in message
 
 
+def test_rejects_a_url_that_is_not_a_stream() -> None:
+    with pytest.raises(ConfigError, match="not a stream URL"):
+        NetworkSource("camera.local/stream")
+
+
 @pytest.mark.parametrize(
-    ("url", "kwargs", "message"),
+    ("key", "value", "message"),
     [
-        ("camera.local/stream", {}, "not a stream URL"),
-        ("rtsp://cam/x", {"transport": "sctp"}, "unknown RTSP transport"),
-        ("rtsp://cam/x", {"read_timeout_s": 0}, "read timeout must be positive"),
-        ("rtsp://cam/x", {"max_backoff_s": -1}, "backoff timeout must be positive"),
-        ("rtsp://cam/x", {"open_retries": -1}, "open retries must be 0 or more"),
-        ("rtsp://cam/x", {"give_up_after_s": 0}, "give-up time must be positive"),
+        ("transport", "sctp", r"source.transport: must be tcp or udp"),
+        ("read_timeout_s", 0, r"source.read_timeout_s: must be in \(0, 3600\]"),
+        ("max_backoff_s", -1, r"source.max_backoff_s: must be in \(0, 3600\]"),
+        ("open_retries", -1, r"source.open_retries: must be in \[0, 20\]"),
+        ("give_up_after_s", 0, r"source.give_up_after_s: must be > 0, or null to retry forever"),
     ],
 )
-def test_rejects_bad_settings(url: str, kwargs: dict, message: str) -> None:
+def test_bad_network_settings_are_rejected_once_by_the_config(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        NetworkSource(url, **kwargs)
+        parse_config({"source": {"uri": "rtsp://cam/x", key: value}})

@@ -1,4 +1,4 @@
-"""Run configuration: YAML parsed into typed, frozen dataclasses that reject unknown keys and bad values.
+"""Run configuration: the schema of ``backdrop run`` as frozen dataclasses, loaded by :mod:`typed_yaml`.
 
 Every CLI flag of ``backdrop run`` maps onto one field here, so a YAML file and the command line describe
 the same thing; flags are applied on top of the file with :func:`with_overrides`.
@@ -6,20 +6,11 @@ the same thing; flags are applied on top of the file with :func:`with_overrides`
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import reprlib
-import stat
-import types
-import typing
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from backdrop.errors import ConfigError
+from backdrop.stream.config.typed_yaml import build, read_yaml, replace_key, require, within
 
 
 @dataclass(frozen=True)
@@ -39,20 +30,20 @@ class SourceConfig:
     pixel_format: str | None = None  # webcam FourCC such as MJPG or YUYV; None keeps the camera's default
 
     def validate(self) -> None:
-        _require(self.transport in ("tcp", "udp"), "source.transport", "must be tcp or udp")
-        _within("source.fps", self.fps, 0, 1000, above=True)
+        require(self.transport in ("tcp", "udp"), "source.transport", "must be tcp or udp")
+        within("source.fps", self.fps, 0, 1000, above=True)
         for name in ("open_timeout_s", "read_timeout_s", "max_backoff_s"):
-            _within(f"source.{name}", getattr(self, name), 0, 3600, above=True)
-        _within("source.open_retries", self.open_retries, 0, 20)
+            within(f"source.{name}", getattr(self, name), 0, 3600, above=True)
+        within("source.open_retries", self.open_retries, 0, 20)
         gave_up = self.give_up_after_s
-        _require(gave_up is None or gave_up > 0, "source.give_up_after_s", "must be > 0, or null to retry forever")
-        _require((self.width is None) == (self.height is None), "source.width", "set width and height together")
+        require(gave_up is None or gave_up > 0, "source.give_up_after_s", "must be > 0, or null to retry forever")
+        require((self.width is None) == (self.height is None), "source.width", "set width and height together")
         for name in ("width", "height"):
             if getattr(self, name) is not None:
-                _within(f"source.{name}", getattr(self, name), 16, 16384)
+                within(f"source.{name}", getattr(self, name), 16, 16384)
         fourcc = self.pixel_format
         ok = fourcc is None or (len(fourcc) == 4 and fourcc.isascii() and fourcc.isprintable())
-        _require(ok, "source.pixel_format", "must be a four-character code such as MJPG or YUYV")
+        require(ok, "source.pixel_format", "must be a four-character code such as MJPG or YUYV")
 
 
 @dataclass(frozen=True)
@@ -66,10 +57,10 @@ class ModelConfig:
     interval: int = 0  # frames between inferred ones that reuse the latest mask (DeepStream's nvinfer interval)
 
     def validate(self) -> None:
-        _within("model.batch_size", self.batch_size, 1, 64)
-        _within("model.interval", self.interval, 0, 30)
+        within("model.batch_size", self.batch_size, 1, 64)
+        within("model.interval", self.interval, 0, 30)
         if self.threads is not None:
-            _within("model.threads", self.threads, 1, 256)
+            within("model.threads", self.threads, 1, 256)
 
 
 @dataclass(frozen=True)
@@ -91,20 +82,20 @@ class MaskConfig:
     light_wrap: float = 0.0  # 0 … 1: how much blurred backdrop light bleeds onto the edge band; 0 = off
 
     def validate(self) -> None:
-        _require(self.mode in ("soft", "threshold"), "mask.mode", "must be soft or threshold")
-        _require(0.0 < self.threshold < 1.0, "mask.threshold", "must be in (0, 1)")
-        _require(self.temporal in ("motion", "ema", "none"), "mask.temporal", "must be motion, ema or none")
-        _require(0.0 <= self.smoothing < 1.0, "mask.smoothing", "must be in [0, 1)")
-        _require(self.refine in ("edge", "none"), "mask.refine", "must be edge or none")
-        _within("mask.refine_size", self.refine_size, 16, 4096)
-        _within("mask.refine_radius", self.refine_radius, 1, 64)
-        _within("mask.refine_eps", self.refine_eps, 0, 1, above=True)
-        _within("mask.levels_low", self.levels_low, 0, 1)
-        _within("mask.levels_high", self.levels_high, 0, 1)
-        _require(self.levels_low < self.levels_high, "mask.levels_high", "must be above mask.levels_low")
-        _within("mask.gamma", self.gamma, 0.1, 10)
-        _within("mask.feather", self.feather, 0, 50)
-        _within("mask.light_wrap", self.light_wrap, 0, 1)
+        require(self.mode in ("soft", "threshold"), "mask.mode", "must be soft or threshold")
+        require(0.0 < self.threshold < 1.0, "mask.threshold", "must be in (0, 1)")
+        require(self.temporal in ("motion", "ema", "none"), "mask.temporal", "must be motion, ema or none")
+        require(0.0 <= self.smoothing < 1.0, "mask.smoothing", "must be in [0, 1)")
+        require(self.refine in ("edge", "none"), "mask.refine", "must be edge or none")
+        within("mask.refine_size", self.refine_size, 16, 4096)
+        within("mask.refine_radius", self.refine_radius, 1, 64)
+        within("mask.refine_eps", self.refine_eps, 0, 1, above=True)
+        within("mask.levels_low", self.levels_low, 0, 1)
+        within("mask.levels_high", self.levels_high, 0, 1)
+        require(self.levels_low < self.levels_high, "mask.levels_high", "must be above mask.levels_low")
+        within("mask.gamma", self.gamma, 0.1, 10)
+        within("mask.feather", self.feather, 0, 50)
+        within("mask.light_wrap", self.light_wrap, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -120,10 +111,10 @@ class EncoderConfig:
 
     def validate(self) -> None:
         presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-        _require(self.preset in presets, "encoder.preset", "must be one of " + ", ".join(presets))
-        _within("encoder.crf", self.crf, 0, 51)
-        _within("encoder.threads", self.threads, 0, 64)
-        _within("encoder.segment_s", self.segment_s, 0, 86400, above=True)
+        require(self.preset in presets, "encoder.preset", "must be one of " + ", ".join(presets))
+        within("encoder.crf", self.crf, 0, 51)
+        within("encoder.threads", self.threads, 0, 64)
+        within("encoder.segment_s", self.segment_s, 0, 86400, above=True)
 
 
 @dataclass(frozen=True)
@@ -136,8 +127,8 @@ class PipelineConfig:
     progress: bool = True  # show a live progress line on stderr
 
     def validate(self) -> None:
-        _within("pipeline.queue_size", self.queue_size, 1, 256)
-        _require(self.max_frames is None or self.max_frames >= 1, "pipeline.max_frames", "must be >= 1")
+        within("pipeline.queue_size", self.queue_size, 1, 256)
+        require(self.max_frames is None or self.max_frames >= 1, "pipeline.max_frames", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -149,11 +140,11 @@ class ControlsConfig:
     blur_step: int = 10  # blur up/down changes the kernel by this much (even, so it stays odd)
 
     def validate(self) -> None:
-        _require(self.blur_step % 2 == 0, "controls.blur_step", "must be even")
-        _within("controls.blur_step", self.blur_step, 2, 128)
-        _require(bool(self.snapshot_dir), "controls.snapshot_dir", "must not be empty")
+        require(self.blur_step % 2 == 0, "controls.blur_step", "must be even")
+        within("controls.blur_step", self.blur_step, 2, 128)
+        require(bool(self.snapshot_dir), "controls.snapshot_dir", "must not be empty")
         for i, spec in enumerate(self.backgrounds):
-            _require(spec != "transparent", f"controls.backgrounds[{i}]", "transparent cannot be switched to live")
+            require(spec != "transparent", f"controls.backgrounds[{i}]", "transparent cannot be switched to live")
 
 
 @dataclass(frozen=True)
@@ -170,82 +161,16 @@ class RunConfig:
     controls: ControlsConfig = field(default_factory=ControlsConfig)
 
     def validate(self) -> None:
-        _require(len(self.outputs) >= 1, "outputs", "needs at least one output")
+        require(len(self.outputs) >= 1, "outputs", "needs at least one output")
         for section in (self.source, self.model, self.mask, self.encoder, self.pipeline, self.controls):
             section.validate()
 
 
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _within(key: str, value: float, low: float, high: float, *, above: bool = False) -> None:
-    """Require ``low <= value <= high`` (``low < value`` when ``above``); NaN is never within."""
-    ok = (value > low if above else value >= low) and value <= high
-    _require(ok, key, f"must be in {'(' if above else '['}{low:g}, {high:g}]")
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    """Check/convert one YAML value against a field's type hint."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _convert(value, inner, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin is tuple:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {reprlib.repr(value)}")
-        return tuple(_convert(item, str, f"{key}[{i}]") for i, item in enumerate(items))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError as e:
-            raise ConfigError(f"{key}: {reprlib.repr(value)} is too large") from e
-    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{key}: expected {hint.__name__}, got {reprlib.repr(value)}")
-
-
-def _build(cls: type, data: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, naming the first unknown key or bad value."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {reprlib.repr(data)}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise ConfigError(f"unknown key {dotted!r} (known: {', '.join(sorted(names))})")
-        kwargs[key] = _convert(value, hints[key], dotted)
-    return cls(**kwargs)
-
-
 def parse_config(data: Any) -> RunConfig:
     """A validated RunConfig from parsed YAML (a mapping, or None for all defaults)."""
-    config = _build(RunConfig, data)
+    config = build(RunConfig, data)
     config.validate()
     return config
-
-
-MAX_CONFIG_BYTES = 1 << 20  # a run configuration is a few hundred bytes: anything near this is the wrong file
-
-
-def bundled_configs() -> list[str]:
-    """Names of the configurations shipped in ``backdrop.configs`` (``--config NAME`` reads NAME.yaml there)."""
-    return sorted(
-        p.name[: -len(".yaml")] for p in resources.files("backdrop.configs").iterdir() if p.name.endswith(".yaml")
-    )
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -255,68 +180,10 @@ def load_config(path: str | Path | None) -> RunConfig:
     return parse_config(read_yaml(Path(path)))
 
 
-def read_yaml(path: Path) -> Any:
-    """The parsed YAML of a config file (or a bundled config by name), any failure as one ConfigError line."""
-    data = _read_config(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config {path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start}") from e
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"config {path}{where} is not valid YAML: {problem}") from e
-    except (ValueError, RecursionError) as e:  # PyYAML's int() of a huge number; nesting deeper than the stack
-        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
-        raise ConfigError(f"config {path} is not valid YAML: {reason}") from e
-    return parsed
-
-
-def _read_config(path: Path) -> bytes:
-    """The bytes of a regular file of at most MAX_CONFIG_BYTES, or of the bundled config of that name.
-
-    Opened non-blocking and checked with fstat, so a FIFO cannot hang the run and /dev/zero is not streamed.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError as e:
-        names = bundled_configs()
-        if str(path) in names:
-            return resources.files("backdrop.configs").joinpath(f"{path}.yaml").read_bytes()
-        raise ConfigError(f"cannot read config {path}: {e.strerror} (bundled configs: {', '.join(names)})") from e
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        raise ConfigError(f"cannot read config {path}: {getattr(e, 'strerror', None) or e}") from e
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"config {path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            data = file.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
-    finally:
-        os.close(fd)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: is it the right file?")
-    return data
-
-
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """Apply dotted-key overrides such as ``{"model.runtime": "onnxruntime"}``; None values are skipped."""
     for dotted, value in overrides.items():
-        if value is None:
-            continue
-        config = _replace_path(config, dotted.split("."), value, dotted)
+        if value is not None:
+            config = replace_key(config, dotted, value)
     config.validate()
     return config
-
-
-def _replace_path(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
-    head, *rest = path
-    hints = typing.get_type_hints(type(obj))
-    if head not in hints:
-        raise ConfigError(f"unknown key {dotted!r}")
-    new = _replace_path(getattr(obj, head), rest, value, dotted) if rest else _convert(value, hints[head], dotted)
-    return dataclasses.replace(obj, **{head: new})

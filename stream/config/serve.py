@@ -1,8 +1,8 @@
 """``backdrop serve`` configuration: the run config's keys as defaults, and a list of streams that override them.
 
 A stream is ``{name, source, background, outputs}`` plus, optionally, its own ``mask``, ``encoder`` and
-``pipeline`` sections. Every key is parsed by the run config's own typed loader, so the same key means the
-same thing in ``backdrop run`` and ``backdrop serve``; errors name the stream (``streams[1].source.uri: …``).
+``pipeline`` sections. Every key is parsed by the loader the run config uses (``typed_yaml``), so the same key
+means the same thing in ``backdrop run`` and ``backdrop serve``; errors name the stream (``streams[1].source.uri: …``).
 The model is not a per-stream key: every stream shares the one model.
 """
 
@@ -19,17 +19,8 @@ from typing import Any
 import yaml
 
 from backdrop.errors import BackdropError, ConfigError
-from backdrop.stream.config.run import (
-    RunConfig,
-    SourceConfig,
-    _build,
-    _convert,
-    _replace_path,
-    _require,
-    _within,
-    parse_config,
-    read_yaml,
-)
+from backdrop.stream.config.run import RunConfig, SourceConfig, parse_config
+from backdrop.stream.config.typed_yaml import build, convert, read_yaml, replace_key, require, within
 from backdrop.stream.sinks.targets import Place, check_targets, is_path_output
 
 STREAM_SECTIONS = ("mask", "encoder", "pipeline")  # run-config sections a stream may override in part
@@ -52,14 +43,14 @@ class ServeOptions:
     actor_restarts: int = -1  # --engine ray: how often Ray restarts a dead actor; -1: always
 
     def validate(self) -> None:
-        _within("serve.batch_wait_ms", self.batch_wait_ms, 0, 1000)
-        _within("serve.inference_workers", self.inference_workers, 1, 16)
-        _within("serve.restart_initial_s", self.restart_initial_s, 0, 3600, above=True)
-        _within("serve.restart_max_s", self.restart_max_s, self.restart_initial_s, 86400)
-        _within("serve.actor_cpus", self.actor_cpus, 0, 1024)
-        _require(self.actor_gpus is None or 0 <= self.actor_gpus <= 64, "serve.actor_gpus", "must be in [0, 64]")
-        _within("serve.streams_per_actor", self.streams_per_actor, 1, 1024)
-        _within("serve.actor_restarts", self.actor_restarts, -1, 10**6)
+        within("serve.batch_wait_ms", self.batch_wait_ms, 0, 1000)
+        within("serve.inference_workers", self.inference_workers, 1, 16)
+        within("serve.restart_initial_s", self.restart_initial_s, 0, 3600, above=True)
+        within("serve.restart_max_s", self.restart_max_s, self.restart_initial_s, 86400)
+        within("serve.actor_cpus", self.actor_cpus, 0, 1024)
+        require(self.actor_gpus is None or 0 <= self.actor_gpus <= 64, "serve.actor_gpus", "must be in [0, 64]")
+        within("serve.streams_per_actor", self.streams_per_actor, 1, 1024)
+        within("serve.actor_restarts", self.actor_restarts, -1, 10**6)
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,7 @@ class StreamConfig:
         """The stream's effective run config: ``defaults`` with this stream's keys on top."""
         config = defaults
         for dotted, value in self.overrides:
-            config = _replace_path(config, dotted.split("."), value, dotted)
+            config = replace_key(config, dotted, value)
         return config
 
 
@@ -174,28 +165,28 @@ def parse_stream(data: Any, index: int) -> StreamConfig:
     for key in ("name", "source", "outputs"):
         if data.get(key) is None:
             raise ConfigError(f"{where}.{key}: required")
-    name = _convert(data["name"], str, f"{where}.name")
+    name = convert(data["name"], str, f"{where}.name")
     if not NAME.fullmatch(name):
         raise ConfigError(f"{where}.name: {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
     source_data = data["source"]
     if isinstance(source_data, str):
         source_data = {"uri": source_data}
-    source = _build(SourceConfig, source_data, f"{where}.source")
+    source = build(SourceConfig, source_data, f"{where}.source")
     if not source_data.get("uri"):
         raise ConfigError(f"{where}.source.uri: required (a file, folder, device or rtsp:// URL)")
     overrides: list[tuple[str, Any]] = [(f"source.{key}", getattr(source, key)) for key in source_data]
-    outputs = _convert(data["outputs"], tuple[str, ...], f"{where}.outputs")
+    outputs = convert(data["outputs"], tuple[str, ...], f"{where}.outputs")
     if not outputs:
         raise ConfigError(f"{where}.outputs: needs at least one output")
     overrides.append(("outputs", outputs))
     background = data.get("background")
     if background is not None:
-        background = _convert(background, str, f"{where}.background")
+        background = convert(background, str, f"{where}.background")
         overrides.append(("background", background))
     hints = typing.get_type_hints(RunConfig)
     for section in STREAM_SECTIONS:
         if section in data:
-            built = _build(hints[section], data[section], f"{where}.{section}")
+            built = build(hints[section], data[section], f"{where}.{section}")
             overrides += [(f"{section}.{key}", getattr(built, key)) for key in data[section] or {}]
     return StreamConfig(name, source, background, outputs, tuple(overrides))
 
@@ -210,7 +201,7 @@ def parse_serve_config(data: Any, *, path: Path | None = None) -> ServeConfig:
     streams = defaults.pop("streams", None)
     if not isinstance(streams, list):
         raise ConfigError(f"streams: expected a list of streams, got {reprlib.repr(streams)}")
-    options = _build(ServeOptions, defaults.pop("serve", None), "serve")
+    options = build(ServeOptions, defaults.pop("serve", None), "serve")
     options.validate()
     run_defaults = dataclasses.replace(parse_config(defaults), outputs=())
     config = ServeConfig(
@@ -221,7 +212,7 @@ def parse_serve_config(data: Any, *, path: Path | None = None) -> ServeConfig:
 
 
 def load_serve_config(path: str | Path) -> ServeConfig:
-    """Read and validate a serve config file (with the run config's reader: size cap, one-line YAML errors)."""
+    """Read and validate a serve config file (typed_yaml's reader: size cap, one-line YAML errors)."""
     return parse_serve_config(read_yaml(Path(path)), path=Path(path))
 
 

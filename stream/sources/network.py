@@ -41,7 +41,6 @@ from backdrop.stream.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-TRANSPORTS = ("tcp", "udp")
 FALLBACK_FPS = 30.0
 PLAUSIBLE_FPS = (1.0, 240.0)
 SUPERVISOR_JOIN_S = 1.0
@@ -57,6 +56,7 @@ class NetworkSource(Source):
 
     ``reconnects`` counts successful reconnections after the first connection, ``connected`` says whether
     frames are flowing now; ``counters()`` reports reconnects and the frames replaced before being read.
+    The settings are SourceConfig's fields and their ranges are checked there, once (``SourceConfig.validate``).
     """
 
     live = True
@@ -74,15 +74,6 @@ class NetworkSource(Source):
     ) -> None:
         if "://" not in url:
             raise ConfigError(f"not a stream URL: {mask_credentials(url)!r} (expected rtsp://… or http://…)")
-        if transport not in TRANSPORTS:
-            raise ConfigError(f"unknown RTSP transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
-        for name, value in (("open", open_timeout_s), ("read", read_timeout_s), ("backoff", max_backoff_s)):
-            if value <= 0:
-                raise ConfigError(f"{name} timeout must be positive, got {value}")
-        if open_retries < 0:
-            raise ConfigError(f"open retries must be 0 or more, got {open_retries}")
-        if give_up_after_s is not None and give_up_after_s <= 0:
-            raise ConfigError(f"give-up time must be positive, got {give_up_after_s}")
         self.url = url
         self.transport = transport
         self.open_timeout_s = open_timeout_s
