@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -11,12 +16,12 @@ import pytest
 from clips import error_lines, run_cli
 
 from backdrop.api import frames
-from backdrop.errors import ConfigError
+from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR, I420, bgr_to_i420, i420_planes
 from backdrop.stream.compositing.blend import Matte
 from backdrop.stream.compositing.live import LiveBackground
 from backdrop.stream.config.run import parse_config
-from backdrop.stream.core.live_controls import LiveControls, draw_hint
+from backdrop.stream.core.live_controls import SNAPSHOT_BACKLOG, LiveControls, SnapshotWriter, draw_hint
 
 W, H = 64, 48
 GREEN, BLUE = (0, 255, 0), (255, 0, 0)
@@ -133,16 +138,111 @@ def test_snapshots_are_the_output_and_never_overwrite(tmp_path: Path) -> None:
     background.compose(picture(), background_only())  # one request, one snapshot
     controls.act("snapshot")
     background.compose(picture(), background_only())
+    background.close()  # waits for the writer thread
     names = sorted(p.name for p in (tmp_path / "snaps").iterdir())
     assert len(names) == 2 and all(n.startswith("snapshot-") and n.endswith(("-1.png", "-2.png")) for n in names)
     assert (cv2.imread(str(tmp_path / "snaps" / names[0])) == BLUE).all()
     taken = tmp_path / "snaps" / names[1].replace("-2.png", "-3.png")
     taken.write_bytes(b"someone else's file")
+    background = opened(controls)  # the next run with the same controls
     controls.act("snapshot")
     background.compose(picture(), background_only())
+    background.close()
     assert taken.read_bytes() == b"someone else's file"
     assert len(list((tmp_path / "snaps").glob("snapshot-*-4.png"))) == 1
     assert not list((tmp_path / "snaps").glob(".*"))  # no partial file left behind
+
+
+@dataclass
+class HeldDisk:
+    """Every snapshot's PNG encoding waits until ``released`` is set: a slow disk, or a hung one."""
+
+    entered: threading.Event = field(default_factory=threading.Event)  # a write has started
+    released: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldDisk]:
+    held = HeldDisk()
+    encode = cv2.imencode
+
+    def held_encode(ext: str, image: np.ndarray) -> tuple[bool, np.ndarray]:
+        held.entered.set()
+        held.released.wait(5)
+        return encode(ext, image)
+
+    monkeypatch.setattr(cv2, "imencode", held_encode)
+    yield held
+    held.released.set()  # never leave a writer thread waiting
+
+
+def test_compose_only_copies_a_snapshot_and_a_writer_thread_saves_it(tmp_path: Path, disk: HeldDisk) -> None:
+    controls = LiveControls(["color:#0000ff"], snapshot_dir=tmp_path)
+    background = opened(controls)
+    threads = set(threading.enumerate())
+    background.compose(picture(), background_only())
+    assert set(threading.enumerate()) == threads  # no snapshot yet: no writer thread
+    controls.act("pass-through")
+    controls.act("snapshot")
+    image = picture()
+    started = time.monotonic()
+    assert background.compose(image, background_only()) is image
+    assert time.monotonic() - started < 2  # the write is held up, compose is not
+    image[:] = 0  # the pipeline reuses the frame's buffer
+    assert disk.entered.wait(5) and not list(tmp_path.glob("snapshot-*.png"))
+    disk.released.set()
+    background.close()
+    (snapshot,) = tmp_path.glob("snapshot-*.png")
+    assert np.array_equal(cv2.imread(str(snapshot)), picture())
+
+
+def test_snapshots_the_disk_cannot_keep_up_with_are_dropped(
+    tmp_path: Path, disk: HeldDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    controls = LiveControls(["color:#0000ff"], snapshot_dir=tmp_path)
+    background = opened(controls)
+    with caplog.at_level(logging.WARNING, logger="backdrop.stream.core.live_controls"):
+        controls.act("snapshot")
+        background.compose(picture(), background_only())
+        assert disk.entered.wait(5)
+        for _ in range(SNAPSHOT_BACKLOG + 2):
+            controls.act("snapshot")
+            background.compose(picture(), background_only())
+    assert [record.getMessage() for record in caplog.records] == 2 * [
+        f"snapshot dropped: {SNAPSHOT_BACKLOG + 1} earlier ones are still being written"
+    ]
+    disk.released.set()
+    background.close()
+    assert len(list(tmp_path.glob("snapshot-*.png"))) == SNAPSHOT_BACKLOG + 1
+
+
+def test_closing_does_not_wait_for_a_hung_disk(
+    tmp_path: Path, disk: HeldDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = SnapshotWriter(LiveControls(["blur"], snapshot_dir=tmp_path).save_snapshot, close_s=0.2)
+    writer.submit(picture(), BGR)
+    assert disk.entered.wait(5)
+    for _ in range(SNAPSHOT_BACKLOG):  # and more waiting: close does not wait for them either
+        writer.submit(picture(), BGR)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="backdrop.stream.core.live_controls"):
+        writer.close()
+    assert time.monotonic() - started < 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "snapshots still being written after 0.2 s are left unfinished"
+    ]
+
+
+def test_a_failed_snapshot_write_still_ends_the_run(tmp_path: Path) -> None:
+    (tmp_path / "snaps").write_text("a file where the snapshot folder should be")
+    controls = LiveControls(["color:#0000ff"], snapshot_dir=tmp_path / "snaps")
+    background = opened(controls)
+    controls.act("snapshot")
+    background.compose(picture(), background_only())
+    with pytest.raises(SinkError, match=re.escape(f"cannot save a snapshot in {tmp_path / 'snaps'}: ")):
+        background.close()
+    with pytest.raises(SinkError, match="cannot save a snapshot"):  # and on the compose thread, the run's next frame
+        background.compose(picture(), background_only())
 
 
 @pytest.mark.parametrize(

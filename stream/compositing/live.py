@@ -2,17 +2,18 @@
 
 It is an ordinary Background to the pipeline and the Compositor, so every front end (CLI, API, bench) gets
 live switching without knowing about it. Every background of the cycle is opened before the first frame, so
-a broken image fails at start, not when a viewer switches to it.
+a broken image fails at start, not when a viewer switches to it. Snapshots are only copied here: a
+SnapshotWriter thread encodes and writes them, so a PNG or a slow disk never holds up a frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from backdrop.pixels import BGR, I420, i420_planes, to_bgr
+from backdrop.pixels import BGR, I420, i420_planes
 from backdrop.stream.compositing.backgrounds import Background, Blur, MaskView
 from backdrop.stream.compositing.blend import Matte
-from backdrop.stream.core.live_controls import LiveControls
+from backdrop.stream.core.live_controls import LiveControls, SnapshotWriter
 
 
 class LiveBackground(Background):
@@ -26,6 +27,7 @@ class LiveBackground(Background):
         )
         self._blurs: dict[int, Blur] = {}  # blur sizes chosen live, opened on first use
         self._snapshots = 0
+        self._writer = SnapshotWriter(controls.save_snapshot)
         self.has_alpha = self.choices[0].has_alpha  # transparent: only when it is the one choice
 
     def open(self, width: int, height: int, layout: str = BGR) -> None:
@@ -34,6 +36,7 @@ class LiveBackground(Background):
             choice.open(width, height, layout)
 
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
+        self._writer.raise_failure()
         state = self.controls.state()
         if state.pass_through and not self.has_alpha:
             out = image
@@ -43,7 +46,7 @@ class LiveBackground(Background):
             out = self._choice(state.index, state.blur).compose(image, matte)
         if state.snapshots > self._snapshots:
             self._snapshots = state.snapshots
-            self.controls.save_snapshot(to_bgr(out, self.output_layout(self.layout)))
+            self._writer.submit(out.copy(), self.output_layout(self.layout))  # a copy: the frame's buffer is reused
         return out
 
     def _choice(self, index: int, blur: int | None) -> Background:
@@ -68,3 +71,4 @@ class LiveBackground(Background):
     def close(self) -> None:
         for choice in [*self.choices, *self._blurs.values()]:
             choice.close()
+        self._writer.close()

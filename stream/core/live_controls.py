@@ -3,26 +3,32 @@
 Window hotkeys and the preview page's buttons both call ``act(name)``; the run's background
 (stream/compositing/live.py) reads ``state()`` on every frame. Every change is logged and kept as a short
 hint that the window and the preview draw over the picture for HINT_S seconds (not into recorded files).
+Snapshots are encoded and written by a SnapshotWriter thread, never on the composite thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from backdrop.errors import ConfigError, SinkError
+from backdrop.pixels import to_bgr
 from backdrop.stream.compositing.backgrounds import Background, Blur, parse_background
 from backdrop.stream.config.run import RunConfig
+
+if TYPE_CHECKING:
+    from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ ACTIONS = (
     "pass-through",
     "snapshot",
 )
+SNAPSHOT_BACKLOG = 2  # snapshots that may wait for the disk behind the one being written; more are dropped
+SNAPSHOT_CLOSE_S = 2.0  # how long closing waits for snapshots still being written
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,6 @@ class LiveState:
     mask_view: bool
     pass_through: bool
     snapshots: int  # snapshots requested so far: the compose step saves one when this grows
-
-
-class UsesControls(Protocol):
-    """A front end (window, preview) that drives the controls and draws their hint."""
-
-    def use_controls(self, controls: LiveControls) -> None: ...
 
 
 class LiveControls:
@@ -93,11 +95,10 @@ class LiveControls:
         """A parsed Background per spec, in cycle order, fresh for each run; a bad spec fails here, before any run."""
         return [parse_background(spec) for spec in self.specs]
 
-    def attach(self, front_ends: Iterable[object]) -> None:
-        """Hand the controls to every front end that takes them (the window, the preview)."""
-        for front_end in front_ends:
-            if callable(getattr(front_end, "use_controls", None)):
-                front_end.use_controls(self)
+    def attach(self, sinks: Iterable[Sink]) -> None:
+        """Hand the controls to every sink; the front ends among them (the window, the preview) take them."""
+        for sink in sinks:
+            sink.use_controls(self)
 
     # -- actions ---------------------------------------------------------------------------------------
 
@@ -186,6 +187,58 @@ class LiveControls:
             self._hint = (f"snapshot saved: {path}", time.monotonic())
         log.info("snapshot saved: %s", path)
         return path
+
+
+class SnapshotWriter:
+    """Encodes and writes snapshots on one daemon thread, so neither a PNG (tens of ms at 1080p) nor a slow disk
+    stalls the composite thread that takes them.
+
+    The thread starts with the first snapshot, so runs that take none start none. ``submit`` and ``close`` come
+    from one run's compose step and then its close, never at once.
+    """
+
+    def __init__(self, save: Callable[[np.ndarray], object], *, close_s: float = SNAPSHOT_CLOSE_S) -> None:
+        self._save = save  # writes one BGR picture (LiveControls.save_snapshot)
+        self.close_s = close_s
+        # bounded by submit, not by the queue, so the stop that close sends always fits
+        self._jobs: queue.SimpleQueue[tuple[np.ndarray, str] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None  # the first failed write; only the writer thread sets it
+
+    def submit(self, image: np.ndarray, layout: str) -> None:
+        """Queue ``image`` (in ``layout``; the caller's own copy) to be saved; dropped when the disk is behind."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+            self._thread.start()
+        if self._jobs.qsize() >= SNAPSHOT_BACKLOG:
+            log.warning("snapshot dropped: %d earlier ones are still being written", SNAPSHOT_BACKLOG + 1)
+            return
+        self._jobs.put((image, layout))
+
+    def raise_failure(self) -> None:
+        """Raise a failed write on the caller's thread, so it ends the run as it did when compose wrote."""
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Wait up to close_s for pending snapshots, so a run that ends right after one still leaves the file.
+
+        A hung disk keeps only the daemon thread waiting, never the run; a failed write is raised here.
+        """
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)  # the thread ends after the pending snapshots, even when that is after close_s
+            thread.join(self.close_s)
+            if thread.is_alive():
+                log.warning("snapshots still being written after %g s are left unfinished", self.close_s)
+        self.raise_failure()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._save(to_bgr(*job))
+            except Exception as e:  # handed to the compose thread, which ends the run with it as before
+                self._error = self._error or e
 
 
 def draw_hint(image: np.ndarray, text: str | None) -> np.ndarray:
