@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         stats = pipeline.run()
     names = [sink.describe() for sink in pipeline.sinks]
     stats["interrupted"] = bool(signals)
-    closed = any(getattr(sink, "closed_by_viewer", False) for sink in pipeline.sinks)
+    closed = any(sink.closed_by_viewer for sink in pipeline.sinks)
     stats["stopped_by"] = signal.Signals(signals[0]).name if signals else "viewer" if closed else None
     report(config, pipeline, stats)
     if signals:

@@ -183,12 +183,12 @@ class Pipeline:
         """Block until every stage has finished (True) or the deadline has passed (False, some stage is stuck).
 
         The deadline is the stop request's (STOP_GRACE_S) or JOIN_TIMEOUT_S after a failure; a run that is not
-        stopping has none. Sinks that must run on this thread (``main_thread``: a window) are pumped instead of
+        stopping has none. Sinks that must run on this thread (``needs_main_thread``: a window) are pumped instead of
         sleeping; one whose ``pump`` returns False (its viewer closed it) stops the run gracefully.
         """
         coordinator = self.coordinator
         failed_by: float | None = None
-        pumped = [sink for sink in self.sinks if getattr(sink, "main_thread", False)]
+        pumped = [sink for sink in self.sinks if sink.needs_main_thread]
         while True:
             try:
                 with coordinator.finished:

@@ -44,7 +44,7 @@ SHOWN_KEPT = 3000  # (captured, on screen) times kept for latency percentiles: 1
 class WindowSink(Sink):
     """Shows the newest frame in a window; q, Esc or the close button end the run (exit 0)."""
 
-    main_thread = True  # the pipeline calls pump() from the thread that waits for the run
+    needs_main_thread = True  # the pipeline calls pump() from the thread that waits for the run
     layouts = (BGR, I420)
 
     def __init__(self, title: str = "backdrop") -> None:

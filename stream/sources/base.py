@@ -14,9 +14,15 @@ class Source(ABC):
 
     ``live`` sources (webcam, RTSP, HTTP) run at their own pace, so the pipeline drops their oldest frames
     when it falls behind; finite sources (files, folders) are read at the pipeline's pace and never dropped.
+
+    What else a source may tell the run, each with its default here: ``connected`` (False while a live source
+    is reconnecting: serve shows the stream as reconnecting) and ``damage`` (what was wrong with a finite
+    input once it has been read: the run writes every good frame, then reports it and exits 2).
     """
 
     live: bool = False
+    connected: bool = True
+    damage: str | None = None
 
     @abstractmethod
     def open(self) -> None:
