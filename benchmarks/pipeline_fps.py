@@ -164,7 +164,7 @@ def measure_process(clip: Path, folder: Path) -> dict[str, object]:
     """Start-up to the first written frame, and peak RSS of a whole run, both of a fresh ``backdrop`` process."""
     startup = statistics.median(cli_run(clip, folder / "one.mp4", "--max-frames", "1") for _ in range(3))
     cli_run(clip, folder / "all.mp4", "--stats-json", folder / "all.json")
-    peak_mb = json.loads((folder / "all.json").read_text())["peak_rss_mb"]  # as the process itself saw it
+    peak_mb = json.loads((folder / "all.json").read_text())["totals"]["peak_rss_mb"]  # as the process itself saw it
     return {"startup_to_first_frame_s": round(startup, 2), "peak_rss_mb": peak_mb}
 
 

@@ -27,6 +27,7 @@ from backdrop.benchmarks.inputs import parse_resolution
 from backdrop.benchmarks.serve_capacity import cpu_seconds, rss_mb, save, shown
 from backdrop.stream.config.serve import parse_serve_config
 from backdrop.stream.serve.engine import Engine, LocalEngine
+from backdrop.stream.serve.tuning import FOR_STREAMS
 
 START_TIMEOUT_S = 120.0
 
@@ -59,7 +60,7 @@ def wait_flowing(engine: Engine, streams: int) -> None:
     idle = threading.Event()
     while time.monotonic() < deadline:
         figures = engine.streams()
-        if len(figures) == streams and all(f["frames_out"] > 0 for f in figures):
+        if len(figures) == streams and all(f.frames_out > 0 for f in figures):
             return
         idle.wait(0.25)
     raise RuntimeError(f"streams not flowing after {START_TIMEOUT_S:.0f} s: {engine.streams()}")
@@ -74,7 +75,7 @@ def measure(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         start_s = time.monotonic() - started
         pause = threading.Event()
         pause.wait(args.warmup)
-        actors = sorted({f["pid"] for f in engine.streams()} - {os.getpid()})  # none for the local engine
+        actors = sorted({f.pid for f in engine.streams()} - {os.getpid()})  # none for the local engine
         groups = {"driver": [os.getpid()]}
         if actors:
             groups.update(actors=actors, ray=ray_processes({os.getpid(), *actors}))
@@ -87,8 +88,8 @@ def measure(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         memory = sum(rss_mb(live(pids)) for pids in groups.values())
     finally:
         engine.stop()
-    frames = sum(a["frames_out"] - b["frames_out"] for a, b in zip(after, before, strict=True))
-    dropped = sum(a["dropped"] - b["dropped"] for a, b in zip(after, before, strict=True))
+    frames = sum(a.frames_out - b.frames_out for a, b in zip(after, before, strict=True))
+    dropped = sum(a.dropped - b.dropped for a, b in zip(after, before, strict=True))
     cpu = {name: cpu_after[name] - cpu_before[name] for name in groups}
     result = {
         "start_s": round(start_s, 2),
@@ -97,7 +98,7 @@ def measure(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         "cpu_ms_per_frame": round(1000.0 * sum(cpu.values()) / max(1, frames), 2),
         "cpu_ms_per_frame_by_process": {name: round(1000.0 * s / max(1, frames), 2) for name, s in cpu.items()},
         "rss_mb_total": round(memory, 1),
-        "latency_p50_ms": round(statistics.median(a["latency_p50_ms"] for a in after), 1),
+        "latency_p50_ms": round(statistics.median(a.latency_p50_ms for a in after), 1),
     }
     return result
 
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from backdrop.stream.serve.ray_engine import RayEngine
 
+    FOR_STREAMS.apply()  # this process is the local engine's, as `backdrop serve` tunes its own
     results = []
     for name, engine in (("local", LocalEngine(config)), ("ray", RayEngine(config))):
         results.append(

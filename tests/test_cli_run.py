@@ -74,7 +74,8 @@ def test_a_signal_stops_the_run_with_its_code_and_finished_outputs(tmp_path: Pat
     assert all(cv2.imread(str(p)) is not None for p in pngs)
     assert not list(tmp_path.glob(".*partial"))
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["interrupted"] is True and stats["stopped_by"] == name and stats["frames_out"] == written
+    run, main = stats["run"], stats["streams"]["main"]
+    assert run["interrupted"] is True and run["stopped_by"] == name and main["frames_out"] == written
 
 
 def test_max_frames_ends_with_success(tmp_path: Path) -> None:
@@ -211,5 +212,5 @@ def test_stats_report_the_run_s_own_peak_memory(tmp_path: Path, stamped_clip: Pa
     )
     result = subprocess.run([sys.executable, "-c", run], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    peak = json.loads(stats.read_text())["peak_rss_mb"]
+    peak = json.loads(stats.read_text())["totals"]["peak_rss_mb"]
     assert 50 < peak < 500  # the model, the codecs and a few small frames; the spawner's 600 MiB not counted

@@ -102,12 +102,12 @@ def test_background_replaced_and_person_kept(green_run: dict, stamped_clip: Path
 
 
 def test_stats_json(green_run: dict) -> None:
-    stats = green_run["stats"]
-    assert stats["frames_in"] == stats["frames_out"] == CLIP_FRAMES and stats["dropped"] == 0
-    assert stats["fps"] > 0 and stats["latency_ms"]["p95"] >= stats["latency_ms"]["p50"] > 0
-    assert {"capture", "preprocess", "inference", "composite"} <= set(stats["stages"])
-    assert all(set(times) == {"p50_ms", "p95_ms"} for times in stats["stages"].values())
-    assert stats["reconnects"] == 0 and stats["damage"] is None
+    main, run = green_run["stats"]["streams"]["main"], green_run["stats"]["run"]
+    assert main["frames_in"] == main["frames_out"] == CLIP_FRAMES and main["dropped"] == 0
+    assert run["fps"] > 0 and main["latency_p95_ms"] >= main["latency_p50_ms"] > 0
+    assert {"capture", "preprocess", "inference", "composite"} <= set(run["stages"])
+    assert all(set(times) == {"p50_ms", "p95_ms"} for times in run["stages"].values())
+    assert main["reconnects"] == 0 and run["damage"] is None
 
 
 def test_transparent_output_has_alpha(tmp_path: Path, stamped_clip: Path, segmenter, capsys) -> None:

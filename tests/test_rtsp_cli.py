@@ -70,7 +70,7 @@ def test_rtsp_in_process_rtsp_out_with_a_publisher_outage(relay: Relay, stamped_
         reader.close()
         publisher.stop()
         run.stop()
-    stats = json.loads(stats_path.read_text())
+    stats = json.loads(stats_path.read_text())["streams"]["main"]
     assert stats["frames_out"] == 240  # --max-frames bounds a live source too
     assert stats["reconnects"] == 1
 

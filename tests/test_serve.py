@@ -31,8 +31,8 @@ from backdrop.stream.serve.batching import BatcherClosed, BatchingSegmenter
 from backdrop.stream.serve.engine import LocalEngine
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = {"name", "state", "pid", "node", "fps_in", "fps_out", "frames_out", "dropped", "reconnects", "restarts",
-           "latency_p50_ms", "latency_p95_ms", "error"}  # fmt: skip
+FIGURES = {"name", "state", "pid", "node", "fps_in", "fps_out", "frames_in", "frames_out", "dropped", "drops",
+           "reconnects", "restarts", "latency_p50_ms", "latency_p95_ms", "error"}  # fmt: skip
 
 
 @pytest.fixture
@@ -89,6 +89,11 @@ def request(method: str, url: str, body: str | None = None) -> tuple[int, Any]:
 
 def by_name(figures: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f["name"]: f for f in figures}
+
+
+def figures_of(engine: LocalEngine) -> dict[str, dict[str, Any]]:
+    """The engine's figures by stream name, as the API shows them."""
+    return by_name([figures.to_json() for figures in engine.streams()])
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -186,12 +191,12 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
     control.start()
     engine.start()
     try:
-        wait_until(lambda: by_name(engine.streams())["dead"]["restarts"] >= 2, 30, "the dead stream to be retried")
-        progress = by_name(engine.streams())["a"]["frames_out"]
-        wait_until(lambda: by_name(engine.streams())["a"]["frames_out"] >= progress + 30, 30, "stream a to go on")
+        wait_until(lambda: figures_of(engine)["dead"]["restarts"] >= 2, 30, "the dead stream to be retried")
+        progress = figures_of(engine)["a"]["frames_out"]
+        wait_until(lambda: figures_of(engine)["a"]["frames_out"] >= progress + 30, 30, "stream a to go on")
         streams = by_name(get_json(control.url + "streams"))
         assert streams["a"]["state"] == "running" and streams["a"]["error"] is None
-        assert streams["dead"]["state"] == "failed" and "cannot open" in streams["dead"]["error"]
+        assert streams["dead"]["state"] == "retrying" and "cannot open" in streams["dead"]["error"]
 
         status, body = request(
             "POST", control.url + "streams", '{"name": "x", "source": {"uri": ""}, "outputs": ["x.mp4"]}'
@@ -202,7 +207,7 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
         assert status == 400 and "is also an output of stream 'a'" in body["error"]
         added["outputs"] = [str(tmp_path / "clip.mp4")]
         assert request("POST", control.url + "streams", json.dumps(added)) == (201, {"name": "clip"})
-        wait_until(lambda: by_name(engine.streams())["clip"]["state"] == "finished", 60, "the added file stream")
+        wait_until(lambda: figures_of(engine)["clip"]["state"] == "finished", 60, "the added file stream")
         assert by_name(get_json(control.url + "streams"))["clip"]["frames_out"] == len(decode(stamped_clip))
         assert len(decode(tmp_path / "clip.mp4")) == len(decode(stamped_clip))
 
@@ -214,7 +219,7 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
             for sample in family.samples
         }
         assert metrics[("backdrop_stream_frames_out_total", (("stream", "a"),))] > progress
-        assert metrics[("backdrop_stream_state", (("state", "failed"), ("stream", "dead")))] == 1
+        assert metrics[("backdrop_stream_state", (("state", "retrying"), ("stream", "dead")))] == 1
         assert metrics[("backdrop_stream_state", (("state", "running"), ("stream", "dead")))] == 0
         assert metrics[("backdrop_stream_restarts_total", (("stream", "dead"),))] >= 2
         assert metrics[("backdrop_inference_batches_total", ())] > 0
@@ -229,7 +234,7 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
     finally:
         engine.stop()
         control.close()
-    assert by_name(engine.streams())["a"]["state"] == "stopped"
+    assert figures_of(engine)["a"]["state"] == "stopped"
     assert len(decode(tmp_path / "a.mp4")) >= progress + 30  # stopped gracefully: the recording is playable
 
 
@@ -243,18 +248,16 @@ def test_a_stream_that_fails_is_restarted_and_resumes_while_the_others_run(
     engine = LocalEngine(parse_serve_config(data))
     engine.start()
     try:
-        wait_until(lambda: by_name(engine.streams())["a"]["frames_out"] >= 15, 30, "stream a to play")
+        wait_until(lambda: figures_of(engine)["a"]["frames_out"] >= 15, 30, "stream a to play")
         cameras["a"].kill()  # the camera loses power: after give_up_after_s the stream fails
-        wait_until(lambda: by_name(engine.streams())["a"]["restarts"] >= 1, 30, "stream a to fail and restart")
-        assert "gave up" in by_name(engine.streams())["a"]["error"]
-        during = by_name(engine.streams())["b"]["frames_out"]
-        wait_until(
-            lambda: by_name(engine.streams())["b"]["frames_out"] >= during + 15, 30, "b to go on during a's outage"
-        )
-        before = by_name(engine.streams())["a"]["frames_out"]
+        wait_until(lambda: figures_of(engine)["a"]["restarts"] >= 1, 30, "stream a to fail and restart")
+        assert "gave up" in figures_of(engine)["a"]["error"]
+        during = figures_of(engine)["b"]["frames_out"]
+        wait_until(lambda: figures_of(engine)["b"]["frames_out"] >= during + 15, 30, "b to go on during a's outage")
+        before = figures_of(engine)["a"]["frames_out"]
         cameras["a"] = Publisher(relay.publish_url("a")).start()  # back: the restarted stream picks it up
-        wait_until(lambda: by_name(engine.streams())["a"]["frames_out"] >= before + 15, 45, "stream a to resume")
-        assert by_name(engine.streams())["a"]["state"] == "running"
+        wait_until(lambda: figures_of(engine)["a"]["frames_out"] >= before + 15, 45, "stream a to resume")
+        assert figures_of(engine)["a"]["state"] == "running"
     finally:
         engine.stop()
     assert len(decode(tmp_path / "b.mp4")) >= during + 15
@@ -289,3 +292,37 @@ def test_parallel_inference_workers_are_refused_for_a_runtime_that_cannot_run_ca
     with pytest.raises(ConfigError, match=r"^serve.inference_workers: more than 1 needs .*onnxruntime.*not tflite"):
         engine.start()
     assert engine.streams() == []
+
+
+def test_process_wide_tuning_is_the_serve_command_s_and_is_restored(tmp_path: Path, monkeypatch) -> None:
+    """The engine, usable as a library, changes no process-wide setting; `backdrop serve` tunes its own process
+    for its run (one OpenCV thread, a short switch interval) and puts the settings back when it ends."""
+    from backdrop.cli import main
+    from backdrop.stream.serve import tuning
+
+    before = tuning.ProcessTuning.current()
+    assert before != tuning.FOR_STREAMS  # else this test could not tell
+    data = {
+        "model": {"runtime": "onnxruntime"},
+        "streams": [{"name": "a", "source": "testsrc:64x48", "outputs": ["null"]}],
+    }
+    engine = LocalEngine(parse_serve_config(data), max_frames=2)
+    engine.start()
+    try:
+        assert engine.wait(60)
+    finally:
+        engine.stop()
+    assert tuning.ProcessTuning.current() == before
+
+    during: list[tuning.ProcessTuning] = []
+    original_start = LocalEngine.start
+    monkeypatch.setattr(
+        LocalEngine, "start", lambda self: (during.append(tuning.ProcessTuning.current()), original_start(self))[1]
+    )
+    (tmp_path / "streams.yaml").write_text(yaml.safe_dump(data))
+    assert (
+        main(["serve", "--config", str(tmp_path / "streams.yaml"), "--control", "127.0.0.1:0", "--max-frames", "2"])
+        == 0
+    )
+    assert during == [tuning.FOR_STREAMS]
+    assert tuning.ProcessTuning.current() == before

@@ -84,7 +84,7 @@ def test_a_killed_actor_is_restarted_its_stream_resumes_and_streams_come_and_go(
     engine = RayEngine(parse_serve_config(config_data(tmp_path, "a", "b")))
 
     def figures() -> dict[str, dict[str, Any]]:
-        return {s["name"]: s for s in engine.streams()}
+        return {s.name: s.to_json() for s in engine.streams()}
 
     engine.start()
     try:
@@ -124,7 +124,7 @@ def test_a_killed_actor_is_restarted_its_stream_resumes_and_streams_come_and_go(
         assert metrics[("backdrop_inference_frames_total", None)] > 0
     finally:
         engine.stop()
-    assert {s["name"]: s["state"] for s in engine.streams()} == {"a": "stopped", "c": "stopped"}
+    assert {s.name: s.state.value for s in engine.streams()} == {"a": "stopped", "c": "stopped"}
     finished, partials = recordings(tmp_path / "rec")
     assert len(finished) >= 2 and all(decoded(path)[0].key_frame for path in finished)
     assert [p.name.rsplit(".", 2)[1] for p in partials] == [str(before["a"]["pid"])]  # the killed one's open segment

@@ -59,7 +59,9 @@ def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
 def run(args: argparse.Namespace) -> int:
     from backdrop.stream.config.serve import load_serve_config
     from backdrop.stream.core.assemble import write_stats
+    from backdrop.stream.core.figures import stats_document
     from backdrop.stream.serve.api_server import ApiServer, parse_control
+    from backdrop.stream.serve.tuning import FOR_STREAMS
     from backdrop.stream.sinks.targets import check_stats_path
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     api = ApiServer(engine, *parse_control(args.control), config.streams)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    untuned = FOR_STREAMS.apply() if args.engine == "local" else None  # Ray actors tune their own processes
     try:
         api.start()
         engine.start()
@@ -82,9 +85,11 @@ def run(args: argparse.Namespace) -> int:
         api.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if untuned is not None:
+            untuned.apply()
     streams, totals = engine.streams(), engine.totals()
     if args.stats_json:
-        write_stats(args.stats_json, {"streams": {s["name"]: s for s in streams}, "totals": totals})
-    summary = ", ".join(f"{s['name']} {s['state']} ({s['frames_out']} frames)" for s in streams)
+        write_stats(args.stats_json, stats_document("serve", streams, totals))
+    summary = ", ".join(f"{s.name} {s.state.value} ({s.frames_out} frames)" for s in streams)
     print(f"backdrop: served {len(streams)} streams: {summary or 'none'}", file=sys.stderr)
     return 0

@@ -7,8 +7,9 @@ outputs, then the model (slowest to load). Whoever runs the pipeline (``backdrop
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from backdrop.errors import SinkError, SourceError
 from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.stream.compositing.live import LiveBackground
 from backdrop.stream.config.run import RunConfig
+from backdrop.stream.core.figures import RUN_STREAM_NAME, StreamFigures, StreamState, stats_document, sum_figures
 from backdrop.stream.core.live_controls import LiveControls
 from backdrop.stream.core.pipeline import Pipeline, ProgressCallback
 from backdrop.stream.sinks.audio_routing import audio_source
@@ -68,7 +70,30 @@ def open_pipeline(
         )
 
 
-def write_stats(path: str, stats: dict[str, Any]) -> None:
+RUN_DETAILS = (  # the ``run`` part of the stats document: what the stream figures do not say
+    "frame_count",
+    "frames_composited",
+    "fps",
+    "elapsed_s",
+    "first_output_s",
+    "stages",
+    "queues",
+    "unfinished",
+    "interrupted",
+    "stopped_by",
+    "damage",
+)
+
+
+def run_stats_document(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``--stats-json`` document (stream/core/stats_schema.json) of a finished run's stats."""
+    state = StreamState.STOPPED if stats.get("stopped_by") else StreamState.FINISHED
+    figures = StreamFigures.of_run(RUN_STREAM_NAME, stats, state, error=stats.get("damage"))
+    totals = {**dataclasses.asdict(sum_figures([figures])), "peak_rss_mb": stats.get("peak_rss_mb")}
+    return stats_document("run", [figures], totals, run={key: stats.get(key) for key in RUN_DETAILS})
+
+
+def write_stats(path: str, stats: Mapping[str, Any]) -> None:
     try:
         Path(path).write_text(json.dumps(stats, indent=2) + "\n")
     except OSError as e:
@@ -76,10 +101,13 @@ def write_stats(path: str, stats: dict[str, Any]) -> None:
 
 
 def report(config: RunConfig, pipeline: Pipeline, stats: dict[str, Any]) -> dict[str, Any]:
-    """Add the source's damage to ``stats``, write them where the config says, and fail if the input was damaged."""
-    stats["damage"] = damage = getattr(pipeline.source, "damage", None)
+    """Add the source's damage to ``stats``, write their document where the config says, and fail if the input was
+    damaged. ``stats`` may say how the run ended (``interrupted``, ``stopped_by``); by default it ended by itself."""
+    stats["damage"] = damage = pipeline.source.damage
+    stats.setdefault("interrupted", False)
+    stats.setdefault("stopped_by", None)
     if config.pipeline.stats_json:
-        write_stats(config.pipeline.stats_json, stats)
+        write_stats(config.pipeline.stats_json, run_stats_document(stats))
     if damage:
         raise SourceError(f"{damage}; wrote the {stats['frames_out']} good frames")
     return stats

@@ -119,11 +119,11 @@ class ApiServer:
         rows = []
         for s in self.engine.streams():
             links = " ".join(
-                f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in self.previews.get(s["name"], [])
+                f'<a href="{html.escape(url)}">{html.escape(url)}</a>' for url in self.previews.get(s.name, [])
             )
-            cells = [s["name"], s["state"], s["fps_in"], s["fps_out"], s["frames_out"], s["dropped"], s["restarts"]]
+            cells = [s.name, s.state.value, s.fps_in, s.fps_out, s.frames_out, s.dropped, s.restarts]
             row = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-            rows.append(f"<tr>{row}<td>{links}</td><td>{html.escape(s['error'] or '')}</td></tr>")
+            rows.append(f"<tr>{row}<td>{links}</td><td>{html.escape(s.error or '')}</td></tr>")
         return PAGE.format(rows="\n".join(rows))
 
 
@@ -131,7 +131,7 @@ def _handler_for(api: ApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/streams":
-                self._send_json(HTTPStatus.OK, api.engine.streams())
+                self._send_json(HTTPStatus.OK, [figures.to_json() for figures in api.engine.streams()])
             elif self.path == "/metrics":
                 self._send(HTTPStatus.OK, generate_latest(api.registry), CONTENT_TYPE_LATEST)
             elif self.path in ("/", "/index.html"):

@@ -7,23 +7,22 @@ same protocol by running local engines in actors.
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
-
-import cv2
 
 from backdrop.errors import ConfigError
 from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.stream.config.serve import ServeConfig, StreamConfig
+from backdrop.stream.core.figures import StreamFigures, sum_figures
 from backdrop.stream.core.pipeline import CLOSE_GRACE_S, STOP_GRACE_S
 from backdrop.stream.core.stats import peak_rss_mb
 from backdrop.stream.serve.batching import BatchingSegmenter
 from backdrop.stream.serve.runner import StreamRunner
 
 PARALLEL_RUNTIMES = ("onnxruntime",)  # whose sessions may be called from several threads at once
-SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005
 STOP_TIMEOUT_S = STOP_GRACE_S + CLOSE_GRACE_S + 1.0  # a pipeline's stop is over within its two graces
 
 
@@ -36,7 +35,7 @@ class Engine(Protocol):
 
     def remove(self, name: str) -> None: ...
 
-    def streams(self) -> list[dict[str, Any]]: ...
+    def streams(self) -> list[StreamFigures]: ...
 
     def totals(self) -> dict[str, Any]: ...
 
@@ -45,35 +44,16 @@ class Engine(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-def sum_totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
-    """Totals over per-stream figures: the part of ``totals()`` every engine shares."""
-    states = [s["state"] for s in streams]
-    return {
-        "streams": len(streams),
-        "running": sum(state in ("running", "reconnecting") for state in states),
-        "failed": sum(state == "failed" for state in states),
-        "fps_out": round(sum(s["fps_out"] for s in streams), 2),
-        "frames_out": sum(s["frames_out"] for s in streams),
-        "dropped": sum(s["dropped"] for s in streams),
-        "reconnects": sum(s["reconnects"] for s in streams),
-        "restarts": sum(s["restarts"] for s in streams),
-    }
-
-
-def tune_for_streams() -> None:
-    """Process-wide settings for many streams in one process (README "Serving many streams" has the numbers).
-
-    The streams already keep the cores busy, so OpenCV's own worker pool only adds hand-offs between threads
-    and cold caches. Every stream's threads take the interpreter lock dozens of times per frame, between
-    short OpenCV calls; a shorter switch interval makes one stuck behind another thread's Python give way
-    sooner.
-    """
-    cv2.setNumThreads(1)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+def engine_totals(streams: list[StreamFigures], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``totals()`` of every engine: the streams' sum, then what the engine itself adds (batching, memory)."""
+    return {**dataclasses.asdict(sum_figures(streams)), **extra}
 
 
 class LocalEngine:
-    """Every stream in this process, sharing one model through cross-stream batches."""
+    """Every stream in this process, sharing one model through cross-stream batches.
+
+    It changes no process-wide setting: the process's owner applies stream/serve/tuning.py's FOR_STREAMS.
+    """
 
     def __init__(self, config: ServeConfig, *, max_frames: int | None = None) -> None:
         self.config = config
@@ -87,7 +67,6 @@ class LocalEngine:
         """Load the one model and start every stream; returns at once (streams connect on their own threads)."""
         model = self.config.defaults.model
         options = self.config.serve
-        tune_for_streams()
         loaded = load_segmenter(model.name, model.runtime, threads=model.threads)
         if options.inference_workers > 1 and loaded.name not in PARALLEL_RUNTIMES:
             loaded.close()
@@ -122,17 +101,14 @@ class LocalEngine:
             runner.stop()
             runner.join(STOP_TIMEOUT_S)
 
-    def streams(self) -> list[dict[str, Any]]:
+    def streams(self) -> list[StreamFigures]:
         with self._lock:
             runners = list(self._runners.values())
         return [runner.figures() for runner in runners]
 
     def totals(self) -> dict[str, Any]:
-        totals = sum_totals(self.streams())
-        if self._batcher is not None:
-            totals.update(self._batcher.stats())
-        totals["peak_rss_mb"] = peak_rss_mb()
-        return totals
+        batching = self._batcher.stats() if self._batcher is not None else {}
+        return engine_totals(self.streams(), {**batching, "peak_rss_mb": peak_rss_mb()})
 
     def stop(self) -> None:
         """Stop every stream gracefully, then release the model."""

@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from backdrop.stream.core.figures import StreamState
 from backdrop.stream.serve.engine import Engine
-from backdrop.stream.serve.runner import STATES
 
-# (figure, metric name, help) per stream
+# (StreamFigures field, metric name, help) per stream
 GAUGES = (
     ("fps_in", "backdrop_stream_fps_in", "Frames read per second"),
     ("fps_out", "backdrop_stream_fps_out", "Frames written per second"),
@@ -41,19 +41,19 @@ class EngineCollector(Collector):
         for key, name, help_text in GAUGES:
             family = GaugeMetricFamily(name, help_text, labels=["stream"])
             for stream in streams:
-                family.add_metric([stream["name"]], stream[key])
+                family.add_metric([stream.name], getattr(stream, key))
             yield family
         for key, name, help_text in COUNTERS:
             family = CounterMetricFamily(name, help_text, labels=["stream"])
             for stream in streams:
-                family.add_metric([stream["name"]], stream[key])
+                family.add_metric([stream.name], getattr(stream, key))
             yield family
         state = GaugeMetricFamily(
             "backdrop_stream_state", "1 for the stream's current state", labels=["stream", "state"]
         )
         for stream in streams:
-            for name in STATES:
-                state.add_metric([stream["name"], name], float(stream["state"] == name))
+            for each in StreamState:
+                state.add_metric([stream.name, each.value], float(stream.state is each))
         yield state
         totals = self.engine.totals()
         if "batches" in totals:

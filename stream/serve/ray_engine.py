@@ -33,12 +33,13 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 
 from backdrop.errors import RuntimeUnavailable
 from backdrop.stream.config.serve import ServeConfig, StreamConfig
+from backdrop.stream.core.figures import StreamFigures, StreamState
 from backdrop.stream.serve.batching import mean_batch_size
-from backdrop.stream.serve.engine import STOP_TIMEOUT_S, LocalEngine, sum_totals
+from backdrop.stream.serve.engine import STOP_TIMEOUT_S, LocalEngine, engine_totals
+from backdrop.stream.serve.tuning import FOR_STREAMS
 
 ANSWER_S = 1.0  # how long a figures call waits for actors; one that has not answered shows its last figures
 SILENT_S = 2.0  # an actor that leaves a figures call unanswered this long is down (Ray is restarting it)
-COUNTERS = ("frames_out", "dropped", "reconnects", "restarts")  # added up over an actor's restarts
 CONNECT_S = 5.0  # how long a cluster's address may take to accept a connection
 BATCH_COUNTS = ("batches", "mixed_batches", "frames_inferred")  # each actor's model's, added up
 ACTOR_CONCURRENCY = 4  # figures are answered while a long wait() or stop() runs in the same actor
@@ -65,14 +66,13 @@ class StreamActor:
         if os.path.isdir(cwd):
             os.chdir(cwd)  # relative paths of the config mean what they mean to the driver
         self.node = ray.util.get_node_ip_address()
+        FOR_STREAMS.apply()  # this worker process runs nothing but these streams, for its whole life
         self.engine = LocalEngine(config, max_frames=max_frames)
         self.engine.start()
 
-    def figures(self) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-        """(this process's id, each stream's figures with its pid and node, the engine's totals)."""
-        streams = self.engine.streams()
-        for figures in streams:
-            figures.update(pid=os.getpid(), node=self.node)
+    def figures(self) -> tuple[int, list[StreamFigures], dict[str, Any]]:
+        """(this process's id, each stream's figures with its node's address, the engine's totals)."""
+        streams = [dataclasses.replace(figures, node=self.node) for figures in self.engine.streams()]
         return os.getpid(), streams, self.engine.totals()
 
     def add(self, stream: StreamConfig) -> None:
@@ -84,22 +84,13 @@ class StreamActor:
     def wait(self, timeout: float | None) -> bool:
         return self.engine.wait(timeout)
 
-    def stop(self) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    def stop(self) -> tuple[int, list[StreamFigures], dict[str, Any]]:
         """Stop every stream gracefully; the final figures."""
         self.engine.stop()
         return self.figures()
 
 
 RemoteStreamActor = ray.remote(StreamActor)
-
-
-def blank(name: str) -> dict[str, Any]:
-    """The figures of a stream whose actor has not answered yet."""
-    return {
-        "name": name, "state": "starting", "pid": None, "node": None, "fps_in": 0.0, "fps_out": 0.0,
-        "frames_out": 0, "dropped": 0, "reconnects": 0, "restarts": 0, "latency_p50_ms": 0.0,
-        "latency_p95_ms": 0.0, "error": None,
-    }  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -109,53 +100,52 @@ class _Actor:
     handle: Any
     names: list[str]
     pid: int | None = None
-    down: str | None = None  # "restarting" (a call failed, or went unanswered SILENT_S) or "failed" (for good)
+    down: StreamState | None = None  # RESTARTING (a call failed or went unanswered SILENT_S) or FAILED (for good)
     error: str | None = None
     restarts: int = 0  # new processes seen
     pending: Any = None  # the figures call in flight
     asked_at: float = 0.0
-    last: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # by stream name
-    past: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # counters of earlier incarnations
+    last: dict[str, StreamFigures] = dataclasses.field(default_factory=dict)  # by stream name
+    past: dict[str, StreamFigures] = dataclasses.field(default_factory=dict)  # counters of earlier incarnations
     totals: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def figures(self, name: str) -> dict[str, Any]:
-        figures = dict(self.last.get(name) or blank(name))
-        for key, value in self.past.get(name, {}).items():
-            figures[key] += value
-        figures["restarts"] += self.restarts
+    def figures(self, name: str) -> StreamFigures:
+        """The stream's figures as its actor last gave them (STARTING before it answered), over its past."""
+        figures = (self.last.get(name) or StreamFigures(name)).after(self.past.get(name) or StreamFigures(name))
+        figures = dataclasses.replace(figures, restarts=figures.restarts + self.restarts)
         if self.down is not None:
-            figures.update(state=self.down, fps_in=0.0, fps_out=0.0, error=self.error or figures["error"])
+            figures = dataclasses.replace(
+                figures, state=self.down, fps_in=0.0, fps_out=0.0, error=self.error or figures.error
+            )
         return figures
 
     def ask(self) -> None:
-        if self.pending is None and self.down != "failed":
+        if self.pending is None and self.down is not StreamState.FAILED:
             self.pending, self.asked_at = self.handle.figures.remote(), time.monotonic()
 
-    def answered(self, pid: int, streams: list[dict[str, Any]], totals: dict[str, Any]) -> None:
+    def answered(self, pid: int, streams: list[StreamFigures], totals: dict[str, Any]) -> None:
         if self.pid is not None and pid != self.pid:
             self.restarted()
         self.pid, self.down, self.totals = pid, None, totals
-        self.last = {figures["name"]: figures for figures in streams}
+        self.last = {figures.name: figures for figures in streams}
 
     def restarted(self) -> None:
         """Fold the dead process's counters into the past: its replacement counts from zero."""
         self.restarts += 1
         for name, figures in self.last.items():
-            past = self.past.setdefault(name, dict.fromkeys(COUNTERS, 0))
-            for key in COUNTERS:
-                past[key] += figures[key]
+            self.past[name] = figures.after(self.past.get(name) or StreamFigures(name))
         self.last = {}
 
     def failed(self, error: RayActorError) -> None:
         """A call found the actor dead: for good (ActorDiedError), else while Ray restarts it."""
         if isinstance(error, ActorDiedError):
-            self.down, self.error = "failed", str(error).strip().splitlines()[0]
+            self.down, self.error = StreamState.FAILED, str(error).strip().splitlines()[0]
         else:
-            self.down = "restarting"
+            self.down = StreamState.RESTARTING
 
     def silent(self) -> None:
         if self.pending is not None and self.down is None and time.monotonic() - self.asked_at > SILENT_S:
-            self.down = "restarting"
+            self.down = StreamState.RESTARTING
 
 
 class RayEngine:
@@ -252,7 +242,7 @@ class RayEngine:
         except (GetTimeoutError, RayActorError):
             return None
 
-    def streams(self) -> list[dict[str, Any]]:
+    def streams(self) -> list[StreamFigures]:
         """Every stream's figures; an actor that does not answer within ANSWER_S keeps its last ones."""
         with self._lock:
             actors = list(self._actors)
@@ -276,17 +266,17 @@ class RayEngine:
 
     def totals(self) -> dict[str, Any]:
         """The streams' totals, the actors' batching added up, and how many actors there are."""
-        totals = sum_totals(self.streams())
+        streams = self.streams()
         with self._lock:
             actors = [actor.totals for actor in self._actors]
-        for key in BATCH_COUNTS:
-            totals[key] = sum(a.get(key, 0) for a in actors)
-        totals.update(
-            actors=len(actors),
-            mean_batch_size=mean_batch_size(totals["frames_inferred"], totals["batches"]),
-            peak_rss_mb=round(sum(a.get("peak_rss_mb", 0.0) for a in actors), 1),  # all actors together
-        )
-        return totals
+        batching = {key: sum(a.get(key, 0) for a in actors) for key in BATCH_COUNTS}
+        extra = {
+            **batching,
+            "mean_batch_size": mean_batch_size(batching["frames_inferred"], batching["batches"]),
+            "actors": len(actors),
+            "peak_rss_mb": round(sum(a.get("peak_rss_mb") or 0.0 for a in actors), 1),  # all actors together
+        }
+        return engine_totals(streams, extra)
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every stream has ended in its actor (or its actor is gone for good)."""
@@ -294,7 +284,7 @@ class RayEngine:
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with self._lock:
-                actors = [actor for actor in self._actors if actor.down != "failed"]
+                actors = [actor for actor in self._actors if actor.down is not StreamState.FAILED]
             if not actors:
                 return True
             refs = [actor.handle.wait.remote(left) for actor in actors]

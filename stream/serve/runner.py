@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,16 @@ from backdrop.stream.config.run import RunConfig
 from backdrop.stream.config.serve import ServeOptions
 from backdrop.stream.core.assemble import open_pipeline
 from backdrop.stream.core.backoff import Backoff
+from backdrop.stream.core.figures import StreamFigures, StreamState
 from backdrop.stream.core.pipeline import Pipeline
 
 log = logging.getLogger("backdrop")
 
 HEALTHY_S = 30.0  # a stream that ran this long before failing starts its backoff afresh
-STATES = ("starting", "running", "reconnecting", "restarting", "failed", "finished", "stopped")
-TOTALLED = ("frames_in", "frames_out", "dropped", "reconnects")  # summed over a stream's restarts
 
 
 class StreamRunner:
-    """Runs one stream until it ends (``finished``), is stopped (``stopped``) or forever, restarting it on failure."""
+    """Runs one stream until it ends (FINISHED), is stopped (STOPPED) or forever, restarting it on failure."""
 
     def __init__(
         self,
@@ -50,11 +48,11 @@ class StreamRunner:
         self.options = options
         self.max_frames = max_frames if max_frames is not None else config.pipeline.max_frames
         self.config_path = config_path
-        self.state = "starting"
+        self.state = StreamState.STARTING
         self.error: str | None = None
         self.restarts = 0
-        self._past = dict.fromkeys(TOTALLED, 0)  # totals of the attempts that ended
-        self._last: dict[str, Any] = {}  # the latest attempt's final snapshot
+        self._past = StreamFigures(name)  # the counters of the attempts that ended
+        self._last: Mapping[str, Any] = {}  # the latest attempt's final snapshot
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -78,34 +76,28 @@ class StreamRunner:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> StreamFigures:
         """The stream's live figures, as ``GET /streams`` and ``--stats-json`` show them."""
         with self._lock:
-            pipeline, past, last, state = self._pipeline, dict(self._past), self._last, self.state
+            pipeline, past, last, state = self._pipeline, self._past, self._last, self.state
         now = pipeline.stats.snapshot() if pipeline is not None else last
-        if state == "running" and pipeline is not None and not getattr(pipeline.source, "connected", True):
-            state = "reconnecting"
-        latency = now.get("latency_ms", {})
-        return {
-            "name": self.name,
-            "state": state,
-            "pid": os.getpid(),
-            "node": socket.gethostname(),
-            "fps_in": now.get("fps_in", 0.0),
-            "fps_out": now.get("fps_out", 0.0),
-            "frames_out": past["frames_out"] + (now.get("frames_out", 0) if pipeline is not None else 0),
-            "dropped": past["dropped"] + (now.get("dropped", 0) if pipeline is not None else 0),
-            "reconnects": past["reconnects"] + (now.get("reconnects", 0) if pipeline is not None else 0),
-            "restarts": self.restarts,
-            "latency_p50_ms": latency.get("p50", 0.0),
-            "latency_p95_ms": latency.get("p95", 0.0),
-            "error": self.error,
-        }
+        if state is StreamState.RUNNING and pipeline is not None and not pipeline.source.connected:
+            state = StreamState.RECONNECTING
+        running = StreamFigures.of_run(self.name, now if pipeline is not None else {}, state, error=self.error)
+        latest = StreamFigures.of_run(self.name, now, state)  # an ended attempt's rates stay on show
+        return dataclasses.replace(
+            running.after(past),
+            restarts=self.restarts,
+            fps_in=latest.fps_in,
+            fps_out=latest.fps_out,
+            latency_p50_ms=latest.latency_p50_ms,
+            latency_p95_ms=latest.latency_p95_ms,
+        )
 
     def _supervise(self) -> None:
         backoff = Backoff(initial_s=self.options.restart_initial_s, max_s=self.options.restart_max_s)
         while not self._stop.is_set():
-            left = None if self.max_frames is None else self.max_frames - self._past["frames_out"]
+            left = None if self.max_frames is None else self.max_frames - self._past.frames_out
             if left is not None and left <= 0:
                 break
             started = time.monotonic()
@@ -127,10 +119,10 @@ class StreamRunner:
                     backoff.reset()
                 delay = backoff.next_delay()
                 self.restarts += 1
-                self.state = "restarting" if played else "failed"
+                self.state = StreamState.RESTARTING if played else StreamState.RETRYING
                 log.warning("stream %s: %s; restarting in %.1f s", self.name, self.error, delay)
                 self._stop.wait(delay)
-        self.state = "stopped" if self._stop.is_set() else "finished"
+        self.state = StreamState.STOPPED if self._stop.is_set() else StreamState.FINISHED
 
     def _attempt_config(self, left: int | None) -> RunConfig:
         """The run config of the next attempt: the frames still to write, no per-attempt stats file, and one frame
@@ -146,16 +138,15 @@ class StreamRunner:
             if self._stop.is_set():
                 return False
             self._pipeline = pipeline
-            self.state = "running"
+            self.state = StreamState.RUNNING
         return True
 
-    def _end(self, final: dict[str, Any] | None) -> None:
-        """Fold the attempt's figures into the stream's totals (its final stats, else its last snapshot)."""
+    def _end(self, final: Mapping[str, Any] | None) -> None:
+        """Fold the attempt's counters into the stream's past (its final stats, else its last snapshot)."""
         with self._lock:
             pipeline, self._pipeline = self._pipeline, None
             if final is None and pipeline is not None:
                 final = pipeline.stats.snapshot()
             if final is not None:
-                for key in TOTALLED:
-                    self._past[key] += final.get(key, 0)
+                self._past = StreamFigures.of_run(self.name, final, self.state).after(self._past)
                 self._last = final
