@@ -148,6 +148,20 @@ class ControlsConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """Whom the HTTP surfaces (browser previews, serve's API) answer: see README "Security"."""
+
+    token_file: str | None = None  # a file holding the bearer token (else $BACKDROP_TOKEN); needed beyond loopback
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides IP addresses and localhost (a proxy's name)
+
+    def validate(self) -> None:
+        require(self.token_file is None or bool(self.token_file), "http.token_file", "must not be empty")
+        for i, name in enumerate(self.allowed_hosts):
+            ok = bool(name) and all(c.isalnum() or c in "-._" for c in name)
+            require(ok, f"http.allowed_hosts[{i}]", f"{name!r} is not a host name")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything ``backdrop run`` needs."""
 
@@ -159,10 +173,11 @@ class RunConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     def validate(self) -> None:
         require(len(self.outputs) >= 1, "outputs", "needs at least one output")
-        for section in (self.source, self.model, self.mask, self.encoder, self.pipeline, self.controls):
+        for section in (self.source, self.model, self.mask, self.encoder, self.pipeline, self.controls, self.http):
             section.validate()
 
 

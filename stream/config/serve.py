@@ -31,7 +31,8 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # safe in URLs, metric la
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How the shared inference batches frames across streams, and how failed streams are retried."""
+    """How the shared inference batches frames across streams, how failed streams are retried, and what streams
+    added through the API may do (config-file streams are the operator's own and unrestricted)."""
 
     batch_wait_ms: float = 5.0  # how long the first frame of a batch waits for other streams' frames
     inference_workers: int = 1  # model calls in parallel (onnxruntime only): one collects while another runs
@@ -41,6 +42,10 @@ class ServeOptions:
     actor_gpus: float | None = None  # --engine ray: GPUs each actor reserves; None: a share where a node has any
     streams_per_actor: int = 1  # --engine ray: streams that share one actor, its node and its batched model
     actor_restarts: int = -1  # --engine ray: how often Ray restarts a dead actor; -1: always
+    max_streams: int = 32  # streams at once, the config's and the API's together
+    output_root: str | None = None  # API streams write files and folders only beneath it; None: no files at all
+    publish_hosts: tuple[str, ...] = ()  # RTSP servers API streams may publish to (none by default)
+    preview_hosts: tuple[str, ...] = ()  # addresses beyond loopback an API stream's preview may listen on
 
     def validate(self) -> None:
         within("serve.batch_wait_ms", self.batch_wait_ms, 0, 1000)
@@ -51,6 +56,8 @@ class ServeOptions:
         require(self.actor_gpus is None or 0 <= self.actor_gpus <= 64, "serve.actor_gpus", "must be in [0, 64]")
         within("serve.streams_per_actor", self.streams_per_actor, 1, 1024)
         within("serve.actor_restarts", self.actor_restarts, -1, 10**6)
+        within("serve.max_streams", self.max_streams, 1, 1024)
+        require(self.output_root is None or bool(self.output_root), "serve.output_root", "must not be empty")
 
 
 @dataclass(frozen=True)
