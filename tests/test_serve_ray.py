@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,16 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from rtsp_fixtures import wait_until
 
 pytest.importorskip("ray", reason="the Ray engine needs ray: pip install 'backdrop[ray]'")
 
+import ray
+
+from backdrop.errors import RuntimeUnavailable
 from backdrop.stream.config.serve import parse_serve_config, parse_stream
 from backdrop.stream.serve.metrics import engine_registry
-from backdrop.stream.serve.ray_engine import RayEngine
+from backdrop.stream.serve.ray_engine import GREETING_S, RayEngine, check_reachable
 
 LIVE = "testsrc:320x240@15,live"
 FAILOVER_TARGET_S = 5.0
@@ -38,8 +45,9 @@ def config_data(tmp_path: Path, *names: str) -> dict[str, Any]:
 
 
 def recordings(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(finished segments, partials of killed processes), each in name order."""
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    """(finished segments, partials of killed processes), each in name order; write locks (``.NAME.lock``, which a
+    killed process leaves beside its open segment) are neither."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".lock")
     return [p for p in files if not p.name.startswith(".")], [p for p in files if p.name.startswith(".")]
 
 
@@ -88,6 +96,7 @@ def test_a_killed_actor_is_restarted_its_stream_resumes_and_streams_come_and_go(
 
     engine.start()
     try:
+        check_reachable(ray.get_runtime_context().gcs_address)  # a real GCS passes the check for a Ray cluster
         wait_for(lambda: all(s["frames_out"] >= 15 for s in figures().values()), 90, "both streams to run")
         before = figures()
         assert before["a"]["pid"] != os.getpid() and before["a"]["pid"] != before["b"]["pid"]
@@ -131,6 +140,27 @@ def test_a_killed_actor_is_restarted_its_stream_resumes_and_streams_come_and_go(
     decoded(partials[0])
 
 
+@pytest.mark.slow
+def test_sigterm_ends_an_embedded_ray_serve_with_exit_0_and_its_stats(tmp_path: Path) -> None:
+    """Ray's start puts in a SIGTERM handler of its own (exit 15, no stats); serve's stop must still be its own."""
+    (tmp_path / "streams.yaml").write_text(yaml.safe_dump(config_data(tmp_path, "a")))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backdrop.cli", "serve", "--config", "streams.yaml", "--engine", "ray",
+         "--stats-json", "stats.json", "--control", "127.0.0.1:0"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        rec = tmp_path / "rec"  # the actor's first segment opens once engine.start() has returned
+        wait_until(lambda: (rec.is_dir() and any(rec.iterdir())) or process.poll() is not None, 90, "a recording")
+        process.send_signal(signal.SIGTERM)
+        stderr = ended(process, 30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["streams"]["a"]["state"] == "stopped" and stats["streams"]["a"]["frames_out"] > 0
+
+
 def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "streams.yaml").write_text(yaml.safe_dump(config_data(tmp_path, "a")))
     process = subprocess.run(
@@ -141,3 +171,104 @@ def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path) -> None:
     errors = [line for line in process.stderr.splitlines() if "error" in line.lower()]
     message = "cannot join the Ray cluster at 127.0.0.1:1: Connection refused (is `ray start --head` running?)"
     assert process.returncode == 2 and errors == [f"backdrop: error: {message}"], process.stderr
+
+
+SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty HTTP/2 SETTINGS frame: how every gRPC server greets
+NOT_RAY_EXIT_S = 10.0
+
+
+@contextmanager
+def listener(greeting: bytes | None = None, *, hang_up: bool = False) -> Iterator[tuple[str, threading.Event]]:
+    """A TCP port on 127.0.0.1 that accepts connections, sends ``greeting`` (None: nothing) and keeps them open (or
+    closes them: ``hang_up``): ("127.0.0.1:PORT", an event set once a connection came in)."""
+    accepted = threading.Event()
+    connections: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def accept() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:  # the block ended: the listening socket is closed
+                    return
+                connections.append(connection)
+                if greeting is not None:
+                    connection.sendall(greeting)
+                if hang_up:
+                    connection.close()
+                accepted.set()
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{server.getsockname()[1]}", accepted
+        finally:
+            server.shutdown(socket.SHUT_RDWR)
+            for connection in connections:
+                connection.close()
+    thread.join(5)
+
+
+SILENT = f"it accepts connections but sent no gRPC greeting in {GREETING_S:g} s, as Ray's GCS does at once"
+NOT_GRPC = "it answers, but not in gRPC (HTTP/2) as Ray's GCS does"
+
+
+@pytest.mark.parametrize(
+    ("greeting", "hang_up", "reason"),
+    [(None, False, SILENT), (b"HTTP/1.1 400 Bad Request\r\n\r\n", False, NOT_GRPC), (None, True, NOT_GRPC)],
+    ids=["silent", "http1", "hangs-up"],
+)
+def test_a_port_that_is_not_ray_fails_the_check(greeting: bytes | None, hang_up: bool, reason: str) -> None:
+    with listener(greeting, hang_up=hang_up) as (address, _), pytest.raises(RuntimeUnavailable) as raised:
+        check_reachable(address)
+    assert str(raised.value) == f"cannot join the Ray cluster at {address}: {reason}"
+
+
+def test_a_port_that_greets_in_http2_passes_the_check() -> None:
+    with listener(SETTINGS) as (address, _):
+        check_reachable(address)
+
+
+def serve_against(tmp_path: Path, address: str) -> subprocess.Popen[str]:
+    (tmp_path / "streams.yaml").write_text(yaml.safe_dump(config_data(tmp_path, "a")))
+    return subprocess.Popen(
+        [sys.executable, "-m", "backdrop.cli", "serve", "--config", "streams.yaml", "--engine", "ray",
+         "--ray-address", address, "--control", "127.0.0.1:0"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def ended(process: subprocess.Popen[str], timeout: float) -> str:
+    """The process's stderr once it has exited; fail (after killing it) if it runs past ``timeout`` s."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stderr = process.communicate()[1]
+        pytest.fail(f"still running after {timeout:g} s; stderr:\n{stderr}")
+
+
+def test_an_address_that_is_not_ray_is_one_line_within_seconds(tmp_path: Path) -> None:
+    with listener() as (address, _):  # accepts and says nothing: Ray itself would retry for minutes
+        started = time.monotonic()
+        process = serve_against(tmp_path, address)
+        stderr = ended(process, NOT_RAY_EXIT_S)
+        took = time.monotonic() - started
+    lines = [line for line in stderr.splitlines() if not line.startswith("backdrop: control API on ")]
+    assert process.returncode == 2 and lines == [f"backdrop: error: cannot join the Ray cluster at {address}: {SILENT}"]
+    assert took < NOT_RAY_EXIT_S
+
+
+def test_a_signal_while_joining_ends_serve_at_once(tmp_path: Path) -> None:
+    with listener() as (address, accepted):
+        process = serve_against(tmp_path, address)
+        if not accepted.wait(30):
+            process.kill()
+            pytest.fail(f"serve never connected to {address}: {process.communicate()[1]}")
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stderr = ended(process, 10)
+        took = time.monotonic() - sent
+    assert process.returncode == 0, stderr  # a stop is serve's normal end
+    assert took < 3.0, f"exited {took:.1f} s after SIGTERM"
+    assert stderr.splitlines()[-1] == "backdrop: served 0 streams: none"

@@ -25,6 +25,7 @@ from backdrop.benchmarks.window_latency import measure_window_latency, summary
 from backdrop.errors import SinkError
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.live_controls import LiveControls
+from backdrop.stream.sinks import window as window_sink
 from backdrop.stream.sinks.window import WindowSink
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (make system-deps)")
@@ -130,31 +131,76 @@ def test_closing_the_window_ends_the_run_with_exit_0(x: Xvfb, tmp_path: Path, ru
     assert "the viewer closed the window" in stderr
 
 
+def stop_with(run: subprocess.Popen, signals: tuple[int, ...]) -> tuple[int, str, float]:
+    """Send ``signals`` and wait for the run to end: (its exit code, its stderr, seconds from the first signal)."""
+    sent = time.monotonic()
+    for signum in signals:
+        run.send_signal(signum)
+    returncode, stderr = finish(run)
+    return returncode, stderr, time.monotonic() - sent
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_a_live_window_run_promptly(x: Xvfb, tmp_path: Path, signum: int, code: int) -> None:
     run = start_run(x, tmp_path)
     try:
         window = x.find_window()
+        assert x.window_name(window) == "Backdrop — testsrc:320x240@30"  # the source's describe()
         wait_for_picture(x, window, GREEN, "the first frames in the window")
-        sent = time.monotonic()
-        run.send_signal(signum)
-        returncode, stderr = finish(run)
-        took = time.monotonic() - sent
+        returncode, stderr, took = stop_with(run, (signum,))
     finally:
         run.kill()
     assert returncode == code, stderr
     assert took < 5.0, f"took {took:.1f} s"
 
 
-def test_the_window_shows_only_the_newest_frame_and_counts_the_others(x: Xvfb, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("signals", "code", "budget_s"),
+    [((signal.SIGTERM,), 143, 5.0), ((signal.SIGINT, signal.SIGTERM), 130, 3.0)],  # a second signal: no grace
+    ids=["SIGTERM", "SIGINT+SIGTERM"],
+)
+def test_a_frozen_display_cannot_keep_a_stopped_window_run_alive(
+    x: Xvfb, tmp_path: Path, signals: tuple[int, ...], code: int, budget_s: float
+) -> None:
+    """A display server that stops answering (here: SIGSTOPped) blocks the window's next call forever; a signal still
+    ends the run within the stop deadline, the window named unfinished, the file beside it playable."""
+    run = start_run(x, tmp_path, "out.mp4")
+    try:
+        window = x.find_window()
+        wait_for_picture(x, window, GREEN, "the first frames in the window")
+        with x.frozen():
+            returncode, stderr, took = stop_with(run, signals)
+    finally:
+        run.kill()
+    assert returncode == code, stderr
+    assert took < budget_s, f"took {took:.1f} s"
+    assert stderr.splitlines()[-1].endswith(" → window (not finished), out.mp4 (finished)")
+    assert len(decode(tmp_path / "out.mp4")) >= 1
+
+
+def test_the_title_names_the_source_unless_one_was_given() -> None:
+    sink = WindowSink()
+    assert sink.title == "Backdrop"
+    sink.use_source_description("rtsp://***@camera/stream")  # a source masks its credentials in describe()
+    assert sink.title == "Backdrop — rtsp://***@camera/stream"
+    fixed = WindowSink("backdrop latency")
+    fixed.use_source_description("testsrc:320x240@30")
+    assert fixed.title == "backdrop latency"
+
+
+@pytest.mark.parametrize("own_thread", [True, False], ids=["own-thread", "main-thread"])  # main: as on macOS
+def test_the_window_shows_only_the_newest_frame_and_counts_the_others(
+    x: Xvfb, monkeypatch: pytest.MonkeyPatch, own_thread: bool
+) -> None:
     monkeypatch.setenv("DISPLAY", x.display)
+    monkeypatch.setattr(window_sink, "OWN_THREAD", own_thread)
     sink = WindowSink()
     sink.use_controls(LiveControls(["color:#00ff00"]))
+    for bgr in ((0, 0, 255), (0, 255, 0), (255, 0, 0)):  # before the window can show any: never blocks
+        sink.write(Frame(np.full((120, 160, 3), bgr, np.uint8)))
     sink.open(160, 120, 30.0)
     try:
-        for bgr in ((0, 0, 255), (0, 255, 0), (255, 0, 0)):  # faster than anyone pumps: never blocks
-            sink.write(Frame(np.full((120, 160, 3), bgr, np.uint8)))
-        assert sink.pump(1.0) is True
+        wait_until(lambda: sink.pump(0.05) and sink.presented > 0, 5, "the newest frame on screen")
         window = x.find_window()
         assert close_enough(x.screenshot(window), BLUE)
         assert sink.counters() == {"dropped": 2} and sink.presented == 1 and len(sink.shown) == 1

@@ -3,7 +3,8 @@
 Xvfb picks the display itself (``-displayfd``) and writes its number only once it accepts connections, so
 starting needs no sleep and no guessed free number. Keys go to the window with ``xdotool key --window``;
 closing it sends WM_DELETE_WINDOW, as a window manager's close button does (``xdotool windowclose`` would
-destroy the window under the program instead, which no user can do).
+destroy the window under the program instead, which no user can do). ``frozen()`` stops the server (SIGSTOP)
+for a block, as a display server that hangs: every client call that waits for its answer waits until then.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import ctypes.util
 import os
 import select
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import numpy as np
@@ -68,8 +72,20 @@ class Xvfb:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen server would leave SIGTERM pending
             self.process.terminate()
             self.process.wait(10)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped (SIGSTOP) for the block: it accepts nothing and answers nothing, as a hung one."""
+        if self.process is None:
+            pytest.fail("the X server is not running")
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def xdotool(self, *args: str, timeout: float = 10.0) -> str:
         done = subprocess.run(
@@ -80,6 +96,9 @@ class Xvfb:
     def find_window(self, classname: str = "backdrop", timeout: float = 60.0) -> str:
         """The id of the first window of ``classname``, waiting (xdotool's --sync) until one is mapped."""
         return self.xdotool("search", "--sync", "--classname", classname, timeout=timeout).split()[0]
+
+    def window_name(self, window: str) -> str:
+        return self.xdotool("getwindowname", window).rstrip("\n")
 
     def key(self, window: str, *keys: str) -> None:
         self.xdotool("key", "--window", window, *keys)

@@ -103,6 +103,7 @@ class Pipeline:
         stages: list[Stage] = []
         try:
             for sink in self.sinks:
+                sink.use_source_description(self.source.describe())
                 sink.open(width, height, self.source.fps)
                 opened.append(sink)
             compositor = Compositor(self.mask, self.background, width, height, layout)

@@ -16,6 +16,16 @@ Without an address it starts a Ray of its own on this machine (the embedded defa
 the end; with one (``auto``, ``HOST:6379``) it joins that cluster, whose nodes must have backdrop installed
 and see the config's paths at the same place (actors start in the driver's working directory when it exists
 on their node).
+
+Joining. Given an address that is not a Ray cluster, ``ray.init`` retries for minutes inside its C++ core, where
+no signal handler runs, and logs a warning every few seconds. So the address is checked first: Ray's GCS (and
+the Ray Client server behind ``ray://``) speaks gRPC over HTTP/2 and sends an HTTP/2 SETTINGS frame as soon as
+a connection opens (a local ``ray start --head`` of Ray 2.60 does so within a millisecond); a port that stays
+silent or answers anything else is refused within GREETING_S, in one line. What passes that check is joined on
+a thread of its own, given JOIN_TIMEOUT_S, and abandoned at once when the ``cancel`` event is set (``backdrop
+serve`` sets it on SIGINT/SIGTERM). That thread also keeps Ray from replacing the driver's SIGTERM handler,
+which it does when joined from the main thread. The embedded Ray starts on the calling thread: the processes it
+starts die with the thread that started them (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -41,22 +51,55 @@ from backdrop.stream.serve.tuning import FOR_STREAMS
 ANSWER_S = 1.0  # how long a figures call waits for actors; one that has not answered shows its last figures
 SILENT_S = 2.0  # an actor that leaves a figures call unanswered this long is down (Ray is restarting it)
 CONNECT_S = 5.0  # how long a cluster's address may take to accept a connection
+GREETING_S = 3.0  # then how long it may take to send the HTTP/2 greeting every gRPC server sends at once
+JOIN_TIMEOUT_S = 30.0  # then how long ray.init may take to join the cluster
+CANCEL_CHECK_S = 0.1  # how often a join in progress looks at its cancel event
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4, then an empty SETTINGS frame
+HTTP2_SETTINGS = 0x4  # the frame type a server's greeting starts with
+FRAME_HEADER = 9  # bytes: length (3), type, flags, stream id (4)
 BATCH_COUNTS = ("batches", "mixed_batches", "frames_inferred")  # each actor's model's, added up
 ACTOR_CONCURRENCY = 4  # figures are answered while a long wait() or stop() runs in the same actor
 
 
 def check_reachable(address: str) -> None:
-    """Fail at once when a ``HOST:PORT`` address does not answer: Ray itself retries for minutes."""
+    """Fail within seconds when a ``HOST:PORT`` address is not a Ray cluster (module docstring, "Joining")."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return  # "auto" and the like: Ray finds the cluster, or says at once that there is none
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_S)
     except OSError as e:
         reason = e.strerror or type(e).__name__
-        raise RuntimeUnavailable(
-            f"cannot join the Ray cluster at {address}: {reason} (is `ray start --head` running?)"
-        ) from e
+        raise _unavailable(address, f"{reason} (is `ray start --head` running?)") from e
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return  # the greeting comes after a TLS handshake: reaching the port is all we check
+        try:
+            connection.settimeout(GREETING_S)
+            connection.sendall(HTTP2_PREFACE + bytes([0, 0, 0, HTTP2_SETTINGS, 0, 0, 0, 0, 0]))
+            header = _receive(connection, FRAME_HEADER)
+        except TimeoutError as e:
+            reason = f"it accepts connections but sent no gRPC greeting in {GREETING_S:g} s, as Ray's GCS does at once"
+            raise _unavailable(address, reason) from e
+        except OSError:  # reset: the same as an answer that is not HTTP/2
+            header = b""
+    if len(header) < FRAME_HEADER or header[3] != HTTP2_SETTINGS:
+        raise _unavailable(address, "it answers, but not in gRPC (HTTP/2) as Ray's GCS does")
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    """Up to ``size`` bytes: fewer only when the peer closed the connection."""
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _unavailable(address: str, reason: str) -> RuntimeUnavailable:
+    return RuntimeUnavailable(f"cannot join the Ray cluster at {address}: {reason}")
 
 
 class StreamActor:
@@ -151,10 +194,19 @@ class _Actor:
 class RayEngine:
     """The Engine protocol over Ray actors that each run a LocalEngine on their streams."""
 
-    def __init__(self, config: ServeConfig, *, max_frames: int | None = None, address: str | None = None) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        *,
+        max_frames: int | None = None,
+        address: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """``cancel``, once set (by a signal handler), abandons a start that is still joining the cluster."""
         self.config = config
         self.max_frames = max_frames
         self.address = address
+        self.cancel = cancel or threading.Event()
         self._actors: list[_Actor] = []
         self._lock = threading.Lock()
         self._owns_ray = False
@@ -164,29 +216,58 @@ class RayEngine:
         self._stopped = False
 
     def start(self) -> None:
-        """Start or join Ray, then one actor per group of streams; returns once they are created, not running."""
+        """Start or join Ray, then one actor per group of streams; returns once they are created, not running, or
+        with none once ``cancel`` is set while joining."""
         groups = self._groups(self.config.streams)
-        if not ray.is_initialized():
-            self._init()
+        if not ray.is_initialized() and not self._init():
+            return
         self._gpus = self._gpu_share(len(groups))
         with self._lock:
             for group in groups:
                 self._spawn(group)
             self._started = True
 
-    def _init(self) -> None:
-        quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
+    def _init(self) -> bool:
+        """Join the cluster at ``address`` or start the embedded Ray; False when ``cancel`` ended the join."""
         if self.address:
-            check_reachable(self.address)
-            try:
-                ray.init(address=self.address, **quiet)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                reason = str(e).strip().splitlines()[0]
-                raise RuntimeUnavailable(f"cannot join the Ray cluster at {self.address}: {reason}") from e
+            if not self._join(self.address):
+                return False
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+            ray.init(num_cpus=os.cpu_count() or 1, logging_level=logging.WARNING, include_dashboard=False)
             self._embedded = True
         self._owns_ray = True
+        return True
+
+    def _join(self, address: str) -> bool:
+        """Check the address, then ``ray.init`` it, on a thread of its own: RuntimeUnavailable once that has taken
+        ``limit_s``, False as soon as ``cancel`` is set."""
+        joined = threading.Event()
+        outcome: list[BaseException] = []
+
+        def join() -> None:
+            try:
+                check_reachable(address)
+                # ERROR: not the warning that a joining thread leaves SIGTERM alone, which is what we want
+                ray.init(address=address, logging_level=logging.ERROR, include_dashboard=False)
+            except BaseException as e:  # re-raised by the waiting thread
+                outcome.append(e)
+            finally:
+                joined.set()
+
+        threading.Thread(target=join, name="backdrop-ray-join", daemon=True).start()
+        limit_s = CONNECT_S + GREETING_S + JOIN_TIMEOUT_S
+        deadline = time.monotonic() + limit_s
+        while not joined.wait(CANCEL_CHECK_S):  # left to the process's exit when abandoned: Ray cannot be stopped
+            if self.cancel.is_set():
+                return False
+            if time.monotonic() > deadline:
+                raise _unavailable(address, f"it did not let this driver join within {limit_s:g} s")
+        if outcome:
+            if isinstance(outcome[0], (ConnectionError, RuntimeError, ValueError)):
+                raise _unavailable(address, str(outcome[0]).strip().splitlines()[0]) from outcome[0]
+            raise outcome[0]
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        return True
 
     def _gpu_share(self, actors: int) -> float:
         """GPUs per actor: as configured, else an equal share of the cluster's (at most one), else none."""

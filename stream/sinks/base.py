@@ -17,9 +17,10 @@ class Sink(ABC):
     """A consumer of composited frames. ``layouts`` lists the pixel layouts ``write`` takes; the pipeline only
     chooses a layout that every sink lists (BGR is always among them; BGRA when the output keeps alpha).
 
-    A sink that shows frames to a person may also: take the live controls (``use_controls``), need the thread
-    that waits for the run (``needs_main_thread``, then the pipeline calls ``pump`` there instead of sleeping),
-    and be closed by its viewer (``closed_by_viewer``: the run then ended normally). The defaults say no.
+    A sink that shows frames to a person may also: take the live controls (``use_controls``), name the source
+    (``use_source_description``), need the thread that waits for the run (``needs_main_thread``, then the
+    pipeline calls ``pump`` there instead of sleeping), and be closed by its viewer (``closed_by_viewer``: the
+    run then ended normally). The defaults say no.
     """
 
     layouts: tuple[str, ...] = (BGR, BGRA)
@@ -40,6 +41,9 @@ class Sink(ABC):
 
     def use_controls(self, controls: LiveControls) -> None:
         """Take the run's live controls (window hotkeys, preview buttons drive them); most sinks have none."""
+
+    def use_source_description(self, description: str) -> None:
+        """Take the source's ``describe()`` (credentials masked) before ``open``: a window puts it in its title."""
 
     def pump(self, timeout: float) -> bool:
         """Do the sink's work on the waiting thread for up to ``timeout`` s; False once its viewer ended the run.
