@@ -16,7 +16,9 @@ from clips import CLIP_FRAMES, decode
 from photos import ASSETS
 
 from backdrop import Backdrop, MaskConfig, frames, run
-from backdrop.errors import BackdropError, SinkError, SourceError
+from backdrop.benchmarks.rtsp_servers import LineWatcher, stop_process
+from backdrop.errors import BackdropError, ConfigError, SinkError, SourceError
+from backdrop.model.contract import BUILTIN_MODELS, WEIGHTS_DIR
 from backdrop.stream.config.run import RunConfig, with_overrides
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.steps import Infer
@@ -134,11 +136,75 @@ def test_composite_rejects_what_is_not_a_bgr_image(image: object, error: str) ->
         bd.composite(image)
 
 
+@pytest.mark.parametrize(
+    ("height", "width", "error"),
+    [
+        (0, 0, "image is 0x0 pixels: empty (frames need at least 2x2)"),
+        (0, 5, "image is 5x0 pixels: empty"),
+        (1, 1, "image is 1x1 pixels: too small to segment (frames need at least 2x2)"),
+        (1, 7, "image is 7x1 pixels: too small to segment"),
+        (7, 1, "image is 1x7 pixels: too small to segment"),
+        (2, 2, None),  # the smallest that works, with every odd size above it
+        (3, 3, None),
+        (2, 9, None),
+        (9, 2, None),
+        (17, 33, None),
+    ],
+)
+@pytest.mark.parametrize("background", ["color:#00ff00", "transparent"])
+def test_images_too_small_to_segment_are_one_line_errors(
+    height: int, width: int, error: str | None, background: str
+) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+    with Backdrop(runtime="onnxruntime", background=background, threads=1) as bd:
+        if error is None:
+            assert bd.composite(image).shape[:2] == (height, width) and bd.matte(image).shape == (height, width)
+            return
+        for call in (bd.composite, bd.matte):
+            with pytest.raises(SourceError) as raised:
+                call(image)
+            assert str(raised.value).startswith(error)
+
+
 def test_bad_arguments_fail_before_the_model_loads() -> None:
     with pytest.raises(BackdropError, match="blur size"):
         Backdrop(background="blur:4")
     with pytest.raises(BackdropError, match=r"mask\.smoothing"):
         Backdrop(mask=MaskConfig(smoothing=1.5))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"background": None}, "background: expected a spec such as 'blur:21', 'color:#00ff00' or a file, got None"),
+        ({"background": 21}, "background: expected a spec such as 'blur:21', 'color:#00ff00' or a file, got 21"),
+        ({"model": None}, "model: expected a model name (general, landscape) or a path, got None"),
+        ({"model": b"general"}, "model: expected a model name (general, landscape) or a path, got b'general'"),
+        ({"runtime": None}, "runtime: expected a runtime name such as 'auto' or 'onnxruntime', got None"),
+        ({"mask": "soft"}, "mask: expected a MaskConfig, a mapping of its fields or None, got 'soft'"),
+        ({"mask": MaskConfig(smoothing="0.5")}, "mask.smoothing: expected float, got '0.5'"),
+        ({"mask": MaskConfig(mode=None)}, "mask.mode: expected str, got None"),
+        ({"mask": MaskConfig(refine_size=100.5)}, "mask.refine_size: expected int, got 100.5"),
+        ({"mask": MaskConfig(feather=True)}, "mask.feather: expected float, got True"),
+        ({"mask": {"smoothing": 2}}, "mask.smoothing: must be in [0, 1)"),
+        ({"mask": {"smoth": 0.5}}, "unknown key 'mask.smoth'"),
+        ({"threads": "2"}, "threads: expected a whole number or None, got '2'"),
+        ({"threads": 2.0}, "threads: expected a whole number or None, got 2.0"),
+        ({"threads": True}, "threads: expected a whole number or None, got True"),
+        ({"threads": 0}, "threads: must be in [1, 256]"),
+    ],
+)
+def test_bad_arguments_are_one_line_config_errors_naming_the_argument(arguments: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Backdrop(**arguments)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_paths_and_mask_mappings_are_accepted() -> None:
+    model = WEIGHTS_DIR / BUILTIN_MODELS["general"]
+    background = ASSETS / "astronaut.jpg"
+    with Backdrop(model, runtime="onnxruntime", background=background, mask={"temporal": "ema"}, threads=1) as bd:
+        assert bd.mask == MaskConfig(temporal="ema")
 
 
 def clip_config(clip: Path, **overrides: object) -> RunConfig:
@@ -168,6 +234,43 @@ def test_leaving_the_loop_stops_the_run(source: str, stamped_clip: Path) -> None
             break
     assert not any(thread.name == "backdrop-frames" for thread in threading.enumerate())  # joined before break ends
     assert new_threads(before) == []
+
+
+ABANDONED = """\
+import sys
+from backdrop import frames
+from backdrop.stream.config.run import RunConfig, with_overrides
+
+source, output = sys.argv[1:]
+overrides = {"source.uri": source, "outputs": [output], "model.runtime": "onnxruntime", "pipeline.queue_size": 1}
+run = frames(with_overrides(RunConfig(), overrides))
+for _ in range(3):
+    next(run)
+print("leaving", flush=True)
+"""
+
+
+@pytest.mark.parametrize("source", ["stamped", "testsrc:160x120@30,live"])
+def test_an_abandoned_generator_does_not_keep_the_process_alive(
+    source: str, stamped_clip: Path, tmp_path: Path
+) -> None:
+    """A script that takes a few frames and ends without closing its generator exits at once, outputs finished."""
+    output = tmp_path / "out.mp4"
+    uri = str(stamped_clip) if source == "stamped" else source
+    process = subprocess.Popen(
+        [sys.executable, "-c", ABANDONED, uri, str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout = LineWatcher(process.stdout)
+    try:
+        stdout.wait_for("leaving", timeout=60)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("still running 10 s after leaving its loop: the abandoned run keeps the process alive")
+    finally:
+        stop_process(process)
+    assert process.returncode == 0, process.stderr.read()
+    assert len(decode(output)) >= 3 and not list(tmp_path.glob(".*partial"))  # stopped as a loop left early is
 
 
 def test_an_error_of_the_run_is_raised_in_the_loop(stamped_clip: Path, tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import cv2
+import numpy as np
 import pytest
 from clips import decode, error_lines, run_cli
 
@@ -181,6 +183,92 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.startswith("backdrop: error:") and message in err and "Traceback" not in err
     leftovers = {p.name for p in tmp_path.rglob("*")} - {"notes.mp4", "empty"}
     assert leftovers == set(), f"left behind: {leftovers}"
+
+
+def tiny_video(path: Path, width: int, height: int) -> Path:
+    """Three frames of ``width``×``height``: FFV1 4:4:4 (any size) in .mkv, H.264 4:2:0 (even sizes) in .mp4."""
+    codec, pix_fmt = ("ffv1", "yuv444p") if path.suffix == ".mkv" else ("libx264", "yuv420p")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for value in (0, 100, 200):
+            picture = np.full((height, width, 3), value, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
+        container.mux(stream.encode())
+    return path
+
+
+def image_folder(folder: Path, images: dict[str, tuple[int, int] | None]) -> Path:
+    """A folder of PNGs named as given, each (width, height) of noise, or unreadable bytes for None."""
+    folder.mkdir()
+    for name, size in images.items():
+        if size is None:
+            (folder / name).write_bytes(b"not a png")
+        else:
+            width, height = size
+            cv2.imwrite(str(folder / name), np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8))
+    return folder
+
+
+SMALL_SOURCES = {  # name → (how to make the source in a folder, its error line ({source}: its path) or frames written)
+    "1x1 image": (
+        lambda d: image_folder(d / "in", {"a.png": (1, 1)}),
+        "no usable images in folder {source}: skipped images under 2x2 pixels: a.png (1x1)",
+    ),
+    "1-pixel-wide image": (
+        lambda d: image_folder(d / "in", {"a.png": (1, 6)}),
+        "no usable images in folder {source}: skipped images under 2x2 pixels: a.png (1x6)",
+    ),
+    "tiny and unreadable images": (
+        lambda d: image_folder(d / "in", {"a.png": (1, 1), "b.png": None}),
+        "no usable images in folder {source}: skipped unreadable images: b.png; skipped images under 2x2 pixels: "
+        "a.png (1x1)",
+    ),
+    "a tiny image after a good one": (
+        lambda d: image_folder(d / "in", {"a.png": (8, 8), "b.png": (1, 1)}),
+        "{source}: skipped images under 2x2 pixels: b.png (1x1); wrote the 1 good frames",
+    ),
+    "1x1 video": (
+        lambda d: tiny_video(d / "in.mkv", 1, 1),
+        "{source} is 1x1 pixels: too small to segment (frames need at least 2x2)",
+    ),
+    "1x1 testsrc": (
+        lambda d: "testsrc:1x1",
+        "testsrc: 1x1@30 is out of range (sides 16…7680 pixels, fps up to 1000)",
+    ),
+    "2x2 image": (lambda d: image_folder(d / "in", {"a.png": (2, 2), "b.png": (5, 3)}), 2),
+    "3x3 image": (lambda d: image_folder(d / "in", {"a.png": (3, 3)}), 1),  # the .mp4 drops the odd row, column
+    "2x2 video": (lambda d: tiny_video(d / "in.mp4", 2, 2), 3),  # decoded and composited in I420
+    "3x5 video": (lambda d: tiny_video(d / "in.mkv", 3, 5), 3),
+}
+
+
+@pytest.mark.parametrize("case", SMALL_SOURCES)
+def test_sources_too_small_to_segment_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    make, expected = SMALL_SOURCES[case]
+    source = make(tmp_path)
+    output = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "run", "--source", source, "--output", output, "--runtime", "onnxruntime")
+    if isinstance(expected, int):
+        assert code == 0 and len(decode(output)) == expected, err
+    else:
+        assert code == 2 and error_lines(err) == [f"backdrop: error: {expected.format(source=source)}"], err
+
+
+def test_a_tiny_image_is_one_line_in_a_real_process(tmp_path: Path) -> None:
+    source = image_folder(tmp_path / "in", {"a.png": (1, 1)})
+    result = subprocess.run(
+        [sys.executable, "-m", "backdrop", "run", "--source", source, "--output", tmp_path / "out", "--runtime",
+         "onnxruntime", "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr
+        == f"backdrop: error: no usable images in folder {source}: skipped images under 2x2 pixels: a.png (1x1)\n"
+    )
 
 
 def test_onnx_run_does_not_import_tensorflow(tmp_path: Path, stamped_clip: Path) -> None:

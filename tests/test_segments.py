@@ -4,6 +4,7 @@ with a keyframe, is named by its start, never overwrites another file, and survi
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import subprocess
 import sys
@@ -170,7 +171,13 @@ def test_sigkill_leaves_closed_segments_whole_and_the_open_one_playable(tmp_path
     ("output", "flags", "message"),
     [
         ("rec/%Q.mp4", (), "output rec/%Q.mp4: %Q is not a strftime field this recorder knows"),
-        ("rec/100%%.mp4", (), "output rec/100%%.mp4: no strftime field names the segments (e.g. %Y%m%d-%H%M%S)"),
+        (
+            "rec/100%.mp4",
+            (),
+            "output rec/100%.mp4: %. is not a strftime field this recorder knows (e.g. %Y%m%d-%H%M%S; "
+            "write %% for a literal %)",
+        ),
+        ("20260101%%.mp4", (), "output 20260101%%.mp4 is the source 20260101%.mp4: choose another output"),
         ("afile/%H%M%S.mp4", (), "cannot write afile/%H%M%S.mp4: cannot create folder afile: "),
         ("rec/%H%M%S.mp4", ("--background", "transparent"), "output rec/%H%M%S.mp4: .mp4 cannot keep transparency"),
         ("%Y%m%d.mp4", (), "output %Y%m%d.mp4 could name the source 20260101.mp4: choose another output"),
@@ -186,12 +193,34 @@ def test_bad_patterns_are_one_line_errors(
     message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "20260101.mp4").symlink_to(clip)
+    source = "20260101%.mp4" if "%%" in output else "20260101.mp4"
+    (tmp_path / source).symlink_to(clip)
     (tmp_path / "afile").write_text("a file where the folder should be")
-    code, err = run_cli(capsys, "run", "--source", "20260101.mp4", "--output", output, *flags, *RUN)
+    code, err = run_cli(capsys, "run", "--source", source, "--output", output, *flags, *RUN)
     (line,) = error_lines(err)
     assert code == 2 and line.startswith(f"backdrop: error: {message}"), line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101.mp4", "afile"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source, "afile"]
+
+
+@pytest.mark.parametrize(
+    ("output", "written"),
+    [
+        ("rec/100%%.mp4", r"rec/100%\.mp4"),  # no field: one plain file
+        ("rec/50%%%%.mkv", r"rec/50%%\.mkv"),
+        ("rec/100%%-%Y%m%d.mp4", r"rec/100%-\d{8}\.mp4"),  # a field: segments
+        ("rec/%%%H%%/%M%%.mp4", r"rec/%\d{2}%/\d{2}%\.mp4"),
+        ("frames%%/", r"frames%/frame_00000[0-2]\.png"),  # a PNG folder
+    ],
+)
+def test_a_double_percent_writes_a_literal_percent_in_any_output_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, written: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rec").mkdir()  # a plain file's folder must exist; segments make theirs
+    code, err = run_cli(capsys, "run", "--source", "testsrc:64x48,frames=3", "--output", output, *RUN)
+    assert code == 0, err
+    files = [str(path.relative_to(tmp_path)) for path in segments(tmp_path)]
+    assert files and all(re.fullmatch(written, name) for name in files), files
 
 
 def test_segment_length_is_validated(capsys: pytest.CaptureFixture[str], tmp_path: Path, clip: Path) -> None:

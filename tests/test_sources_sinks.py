@@ -96,6 +96,41 @@ def test_image_folder_reads_sorted_and_skips_unreadable(tmp_path: Path) -> None:
     assert source.damage and "img_03.png" in source.damage
 
 
+def test_image_folder_skips_images_too_small_and_names_them(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), gradient(0))
+    cv2.imwrite(str(tmp_path / "b.png"), gradient(1, width=1, height=1))
+    cv2.imwrite(str(tmp_path / "c.png"), gradient(2))
+    cv2.imwrite(str(tmp_path / "d.png"), gradient(3, width=5, height=1))
+    source = ImageFolderSource(tmp_path)
+    frames = read_all(source)
+    assert [int(f[0, 0, 1]) for f in frames] == [0, 20] and [f.shape for f in frames] == [(96, 160, 3)] * 2
+    assert source.damage == f"{tmp_path}: skipped images under 2x2 pixels: b.png (1x1), d.png (5x1)"
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ({"a.png": (1, 1)}, "skipped images under 2x2 pixels: a.png (1x1)"),
+        (
+            {"a.png": None, "b.png": (2, 1)},
+            "skipped unreadable images: a.png; skipped images under 2x2 pixels: b.png (2x1)",
+        ),
+        ({"a.png": None}, "skipped unreadable images: a.png"),
+    ],
+)
+def test_image_folder_without_a_usable_image_is_an_error(
+    tmp_path: Path, images: dict[str, tuple[int, int] | None], message: str
+) -> None:
+    for name, size in images.items():
+        if size is None:
+            (tmp_path / name).write_bytes(b"not a png")
+        else:
+            cv2.imwrite(str(tmp_path / name), gradient(0, *size))
+    with ImageFolderSource(tmp_path) as source, pytest.raises(SourceError) as error:
+        source.read()
+    assert str(error.value) == f"no usable images in folder {tmp_path}: {message}"
+
+
 def test_empty_image_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no images"):
         ImageFolderSource(tmp_path).open()

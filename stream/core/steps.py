@@ -20,6 +20,19 @@ from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import MaskConfig
 from backdrop.stream.core.frame import Frame
 
+# The smallest width and height the steps take. Below it they break: a 0-pixel side divides by zero in the matte's
+# working size, OpenCV reads a 1×1 matte as a scalar and the blend fails, and 4:2:0 video (every H.264 output)
+# cannot hold a 1-pixel side. The limit is checked once, where frames enter (sources, the Python API).
+MIN_SIDE = 2
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why a ``width``×``height`` picture cannot go through the steps (to follow "NAME is"), or None when it can."""
+    if width >= MIN_SIDE and height >= MIN_SIDE:
+        return None
+    kind = "empty" if width == 0 or height == 0 else "too small to segment"
+    return f"{width}x{height} pixels: {kind} (frames need at least {MIN_SIDE}x{MIN_SIDE})"
+
 
 def choose_layout(source_layout: str, consumers: Sequence[tuple[str, ...]]) -> str:
     """The layout a run works in: the source's own I420 when every consumer takes it, else BGR."""

@@ -2,9 +2,10 @@
 
 ``recordings/lobby/%Y%m%d-%H%M%S.mp4`` names each segment by its start (local time); fields may sit in
 folders too (``recordings/%Y-%m-%d/%H%M%S.mp4`` makes a folder a day), and missing folders are created.
-Only the fields below are accepted, so a typo is an error rather than a literal ``%Q`` in every name; ``%%``
-is a literal ``%``. Each field also has a regular expression for what it can expand to, with which the
-write-target check (stream.targets) finds a pattern that could name the run's input.
+Only the fields below are accepted, so a typo is an error rather than a literal ``%Q`` in every name. ``%%``
+is a literal ``%`` in every output name: a name whose only ``%`` are ``%%`` holds no field, so it is a plain
+output, written under :func:`literal_name`. Each field also has a regular expression for what it can expand
+to, with which the write-target check (stream.targets) finds a pattern that could name the run's input.
 """
 
 from __future__ import annotations
@@ -74,8 +75,16 @@ _FIELD = re.compile(r"%(.?)", re.DOTALL)
 
 
 def is_segmented(spec: str) -> bool:
-    """True when an output spec asks for segments: a video file name holding ``%`` (see :func:`check_pattern`)."""
-    return is_video_file(spec) and "%" in spec
+    """True when an output spec asks for segments: a video file name holding a ``%`` that is not ``%%``.
+
+    That ``%`` starts a field, known or not (:func:`check_pattern` refuses an unknown one, such as a lone ``%``).
+    """
+    return is_video_file(spec) and any(name != "%" for name in _FIELD.findall(spec))
+
+
+def literal_name(spec: str) -> str:
+    """The name a plain (not segmented) output writes: each ``%%`` in ``spec`` as one ``%``."""
+    return spec.replace("%%", "%")
 
 
 def check_pattern(pattern: str) -> None:

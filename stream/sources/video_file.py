@@ -3,6 +3,8 @@
 A file with a display rotation (a phone video stored sideways) is turned upright here, before the model sees
 it, so every frame and output is upright; width and height are those after the turn.
 
+A file whose frames are too small for the steps (stream.core.steps.MIN_SIDE) is refused when it opens.
+
 A damaged file is decoded as far as it goes: undecodable packets are skipped, a truncated file ends early,
 and ``damage`` then says what happened so the run can report it after writing every good frame.
 """
@@ -18,6 +20,7 @@ import av
 from backdrop.errors import SourceError
 from backdrop.pixels import BGR, I420
 from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.steps import size_problem
 from backdrop.stream.sources.base import Source
 from backdrop.stream.sources.orientation import quarter_turns, upright
 
@@ -54,6 +57,10 @@ class VideoFileSource(Source):
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
         context = stream.codec_context
+        problem = size_problem(context.width, context.height)  # a quarter turn swaps the sides, not their minimum
+        if problem:
+            self.close()
+            raise SourceError(f"{self.path} is {problem}")
         # I420 straight from the decoder only when no conversion hides in it: 8-bit 4:2:0, limited range, even size
         self._native_i420 = context.pix_fmt == "yuv420p" and context.width % 2 == 0 and context.height % 2 == 0
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
