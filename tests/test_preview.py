@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -13,17 +16,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cross_site import CHROMIUM, Post, attack
 from rtsp_fixtures import FrameFeeder, bgr, free_port, wait_until
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR
+from backdrop.stream.config.run import HttpConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.live_controls import ACTIONS, LiveControls
+from backdrop.stream.sinks import preview as preview_module
 from backdrop.stream.sinks.preview import BOUNDARY, PreviewSink
 from backdrop.stream.sources.network import NetworkSource
 
@@ -35,12 +42,24 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def preview() -> Iterator[PreviewSink]:
-    sink = PreviewSink("http://127.0.0.1:0")
+TOKEN = "preview-token-0123456789"
+
+
+@contextmanager
+def opened(url: str = "http://127.0.0.1:0", http: HttpConfig | None = None) -> Iterator[PreviewSink]:
+    sink = PreviewSink(url, http=http)
     sink.open(320, 240, 30.0)
-    yield sink
-    sink.close()
+    try:
+        yield sink
+    finally:
+        sink.close()
+
+
+@pytest.fixture
+def preview(monkeypatch: pytest.MonkeyPatch) -> Iterator[PreviewSink]:
+    monkeypatch.delenv("BACKDROP_TOKEN", raising=False)
+    with opened() as sink:
+        yield sink
 
 
 class MjpegViewer:
@@ -51,7 +70,7 @@ class MjpegViewer:
         self.reading = threading.Event()
         self.reading.set()
         self._socket = socket.create_connection((preview.host, preview.port), timeout=10)
-        self._socket.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: preview\r\n\r\n")
+        self._socket.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{preview.port}\r\n\r\n".encode())
         self._stream = self._socket.makefile("rb")
         status = self._stream.readline()
         headers = self._headers()
@@ -297,3 +316,113 @@ def test_preview_buttons_change_the_output_of_a_run(tmp_path: Path) -> None:
         _, stderr = run.communicate(timeout=10)
     assert run.returncode == 130, stderr
     assert "backdrop: background 2/2: color:#0000ff" in stderr
+
+
+# -- who the preview answers (stream/web/guard.py) and how many at once -----------------------------------------
+
+
+def request(sink: PreviewSink, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Status and headers of one request (redirects are not followed; a given Host replaces the real one)."""
+    connection = http.client.HTTPConnection(sink.host, sink.port, timeout=10)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {key.lower(): value for key, value in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def test_requests_naming_another_host_are_refused_and_the_own_names_work(preview: PreviewSink) -> None:
+    controls = LiveControls(["color:#00ff00", "color:#0000ff"])
+    preview.use_controls(controls)
+    preview.write(Frame(gray(100)))
+    for path in ("/", "/frame.jpg", "/stats.json", "/stream.mjpg"):  # a DNS-rebinding page reading the camera
+        assert request(preview, "GET", path, {"Host": "evil.example"})[0] == 421, path
+    rebound = {"Host": "evil.example", "Origin": "http://evil.example"}  # that page's same-origin fetch
+    assert request(preview, "POST", "/control/next-background", rebound)[0] == 421
+    assert controls.state().index == 0
+    for host in (f"127.0.0.1:{preview.port}", f"localhost:{preview.port}"):
+        assert request(preview, "GET", "/frame.jpg", {"Host": host})[0] == 200, host
+    own_page = {"Origin": f"http://127.0.0.1:{preview.port}", "Sec-Fetch-Site": "same-origin"}  # the page's buttons
+    assert request(preview, "POST", "/control/next-background", own_page)[0] == 200
+    assert controls.state().index == 1
+
+
+def test_a_name_in_http_allowed_hosts_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKDROP_TOKEN", raising=False)
+    with opened(http=HttpConfig(allowed_hosts=("studio.lan",))) as sink:
+        assert request(sink, "GET", "/stats.json", {"Host": f"studio.lan:{sink.port}"})[0] == 200
+        assert request(sink, "GET", "/stats.json", {"Host": "other.lan"})[0] == 421
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_a_page_of_another_origin_cannot_drive_the_controls(
+    preview: PreviewSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="backdrop")
+    controls = LiveControls(["color:#00ff00", "color:#0000ff"])
+    preview.use_controls(controls)
+    attack([Post(preview.url + "control/next-background", {}), Post(preview.url + "control/pass-through", {})])
+    assert controls.state().index == 0 and controls.state().pass_through is False
+    refused = [r.getMessage() for r in caplog.records if '"POST /control/' in r.getMessage()]
+    assert len(refused) == 4 and all('" 403 ' in line for line in refused), refused  # fetch and form, each refused
+
+
+def test_a_token_when_set_is_required_and_a_browser_gets_it_once_by_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKDROP_TOKEN", TOKEN)
+    with opened() as sink:
+        sink.write(Frame(gray(100)))
+        assert request(sink, "GET", "/frame.jpg")[0] == 401
+        assert request(sink, "GET", "/frame.jpg", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        status, headers = request(sink, "GET", f"/frame.jpg?token={TOKEN}")
+        assert status == 303 and headers["location"] == "/frame.jpg"
+        cookie = headers["set-cookie"].split(";", 1)[0]
+        assert request(sink, "GET", "/frame.jpg", {"Cookie": cookie})[0] == 200
+
+
+def test_a_preview_beyond_loopback_without_a_token_fails_to_open_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKDROP_TOKEN", raising=False)
+    sink = PreviewSink("http://0.0.0.0:0")
+    with pytest.raises(ConfigError, match=r"preview http://0\.0\.0\.0:0/: .* needs a token: set http.token_file") as e:
+        sink.open(64, 48, 30.0)
+    assert "\n" not in str(e.value)
+    sink.close()
+
+
+def test_idle_connections_over_the_cap_keep_no_viewer_out_once_their_deadline_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BACKDROP_TOKEN", raising=False)
+    monkeypatch.setattr(preview_module, "MAX_HANDLERS", 4)
+    monkeypatch.setattr(preview_module, "REQUEST_TIMEOUT_S", 0.5)
+    with opened() as sink:
+        idle = [socket.create_connection(("127.0.0.1", sink.port), timeout=5) for _ in range(6)]  # send nothing
+        try:
+            answers = [connection.recv(64) for connection in idle]
+        finally:
+            for connection in idle:
+                connection.close()
+        assert answers.count(b"") == 4  # the first four were served, and closed at their deadline
+        assert all(answer.startswith(b"HTTP/1.0 503") for answer in answers[4:])  # over the cap: 503 at once
+        wait_until(lambda: request(sink, "GET", "/stats.json")[0] == 200, 5, "a free handler")
+        MjpegViewer(sink).close()  # a viewer gets in
+
+
+def test_client_mistakes_get_an_answer_and_leave_no_traceback(
+    preview: PreviewSink, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="backdrop")
+
+    def raw(data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", preview.port), timeout=5) as connection:
+            connection.sendall(data)
+            return connection.recv(64)
+
+    assert raw(b"GET /a b HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 400")  # a space in the path
+    assert raw(b"GET / HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 101).startswith(b"HTTP/1.0 431")  # over the header limit
+    with socket.create_connection(("127.0.0.1", preview.port), timeout=5) as connection:  # hangs up mid-headers
+        connection.sendall(b"GET /stats.json HTTP/1.1\r\nHost: 127")
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+    wait_until(lambda: any("reset" in r.getMessage() for r in caplog.records), 5, "a debug line for the reset")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "Traceback" not in capfd.readouterr().err

@@ -50,7 +50,8 @@ def open_pipeline(
     background = LiveBackground(controls)  # parses every background the controls can switch to
     audio = audio_source(config)
     outputs = [
-        make_sink(spec, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio) for spec in config.outputs
+        make_sink(spec, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio, http=config.http)
+        for spec in config.outputs
     ]
     controls.attach([*outputs, *extra_sinks])  # window hotkeys and preview buttons drive them
     model = config.model

@@ -5,26 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from backdrop.errors import SinkError
-from backdrop.stream.config.run import EncoderConfig
+from backdrop.stream.config.run import EncoderConfig, HttpConfig
 from backdrop.stream.sinks.base import Sink
-from backdrop.stream.sinks.segment_names import is_segmented
+from backdrop.stream.sinks.segment_names import is_segmented, literal_name
 from backdrop.stream.sinks.video_file import is_video_file
 
 ALPHA_OUTPUTS = "a PNG folder, .mov, .mkv or null"
+DEFAULT_HTTP = HttpConfig()  # no token, no extra Host names: a preview on loopback only
 
 
 def make_sink(
-    spec: str, *, alpha: bool = False, encoder: EncoderConfig | None = None, audio_from: Path | None = None
+    spec: str,
+    *,
+    alpha: bool = False,
+    encoder: EncoderConfig | None = None,
+    audio_from: Path | None = None,
+    http: HttpConfig = DEFAULT_HTTP,
 ) -> Sink:
     """The Sink for ``spec`` (not yet opened); ``alpha`` means frames are BGRA and must stay so.
 
     ``audio_from`` is the source file whose audio a video file output keeps (see stream.audio); others ignore it.
+    ``http`` (the run's ``http`` section: token, allowed Host names) guards a browser preview.
     """
     if spec == "null":
         from backdrop.stream.sinks.null import NullSink
 
         return NullSink()
-    path = Path(spec)
+    path = Path(literal_name(spec))  # a plain output's name: each %% as one %
     is_file = is_video_file(spec)
     is_folder = "://" not in spec and (spec.endswith("/") or path.is_dir() or (not path.suffix and "/" in spec))
     if not (is_file or is_folder) and alpha:
@@ -44,7 +51,7 @@ def make_sink(
     if spec.startswith("http://"):
         from backdrop.stream.sinks.preview import PreviewSink
 
-        return PreviewSink(spec)
+        return PreviewSink(spec, http=http)
     if is_segmented(spec):
         from backdrop.stream.sinks.segmented_file import SegmentedFileSink
 

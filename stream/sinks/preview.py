@@ -5,7 +5,12 @@ thread takes the newest frame when its socket is ready again and the first to as
 so a slow viewer skips frames instead of slowing the run, ten viewers cost one encode per frame, not ten, nothing
 is encoded while nobody watches, and ``/frame.jpg`` is always the newest frame. It binds 127.0.0.1 unless the
 URL names another address. With live controls, the page's buttons POST to ``/control/ACTION`` (see
-stream/core/live_controls.py); a POST from a page of another origin is refused, so a web site cannot drive them.
+stream/core/live_controls.py).
+
+Every request passes the run's AccessPolicy (stream/web/guard.py): a Host that is not this server's name (DNS
+rebinding) is refused, a token is required when one is set (and to listen beyond loopback), and a control POST from
+a page of another origin or site is refused. At most MAX_HANDLERS connections are served at once; a stream viewer
+may stay idle for VIEWER_SOCKET_TIMEOUT_S, any other connection for REQUEST_TIMEOUT_S (the shared 10 s).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,10 +29,13 @@ import cv2
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.pixels import BGR, BGRA, I420, to_bgr
+from backdrop.stream.config.run import HttpConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.latest import LatestSlot
 from backdrop.stream.core.live_controls import ACTIONS, LiveControls, draw_hint
 from backdrop.stream.sinks.base import Sink
+from backdrop.stream.web.guard import AccessPolicy, is_loopback
+from backdrop.stream.web.server import REQUEST_TIMEOUT_S, BoundedHTTPServer, GuardedHandler
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 BOUNDARY = "backdrop-frame"
 VIEWER_SOCKET_TIMEOUT_S = 30.0  # a viewer that stops reading for this long is dropped
+MAX_HANDLERS = 32  # connections served at once (stream viewers included); the next one gets 503
 STALLED_AFTER_S = 2.0  # the page shows the "Reconnecting…" card when no frame came for this long
 THREAD_JOIN_S = 2.0
 FRAME_WAIT_S = 5.0  # /frame.jpg before the first frame: wait this long, then answer 503
@@ -96,7 +104,7 @@ class PreviewSink(Sink):
 
     layouts = (BGR, BGRA, I420)  # converted only when a viewer asks for a JPEG
 
-    def __init__(self, url: str, *, jpeg_quality: int = 80) -> None:
+    def __init__(self, url: str, *, jpeg_quality: int = 80, http: HttpConfig | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.path not in ("", "/") or parts.query:
             raise ConfigError(f"preview output must look like http://HOST:PORT, got {url!r}")
@@ -107,6 +115,7 @@ class PreviewSink(Sink):
         self.host = parts.hostname or DEFAULT_HOST
         self.port = DEFAULT_PORT if port is None else port  # 0 picks a free port; see ``port`` after open()
         self.jpeg_quality = jpeg_quality
+        self.http = http or HttpConfig()
         self._images: LatestSlot[Frame] = LatestSlot()
         self._image_at: float | None = None
         self._jpeg: tuple[int, bytes] | None = None  # (frame number, JPEG) encoded last
@@ -116,7 +125,7 @@ class PreviewSink(Sink):
         self._skipped = 0
         self._stats: dict[str, Any] = {}
         self.controls: LiveControls | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -130,8 +139,10 @@ class PreviewSink(Sink):
         self.controls = controls
 
     def open(self, width: int, height: int, fps: float) -> None:
+        policy = AccessPolicy.for_server(self.http, self.host, self.describe())  # beyond loopback: a token
+        handler = type("PreviewHandler", (PreviewHandler,), {"preview": self, "policy": policy})
         try:
-            self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+            self._server = BoundedHTTPServer((self.host, self.port), handler, max_handlers=MAX_HANDLERS)
         except OSError as e:
             raise SinkError(f"cannot serve the preview on {self.url}: {e.strerror or e}") from e
         self.port = self._server.server_address[1]
@@ -139,8 +150,8 @@ class PreviewSink(Sink):
             target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="preview-http", daemon=True
         )
         self._thread.start()
-        if self.host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("the preview on %s is reachable from other machines", self.url)
+        if not is_loopback(self.host):
+            log.warning("the preview on %s is reachable from other machines (with its token)", self.url)
         log.info("preview at %s", self.url)
 
     def write(self, frame: Frame) -> None:
@@ -210,70 +221,55 @@ class PreviewSink(Sink):
         return json.dumps(stats, default=str).encode()
 
 
-def _handler_for(preview: PreviewSink) -> type[BaseHTTPRequestHandler]:
-    class PreviewHandler(BaseHTTPRequestHandler):
-        timeout = VIEWER_SOCKET_TIMEOUT_S
-        server_version = "Backdrop"
+class PreviewHandler(GuardedHandler):
+    """The preview's endpoints; ``preview`` and ``policy`` are set on the subclass each PreviewSink opens."""
 
-        def do_GET(self) -> None:
-            route = self.path.split("?", 1)[0]
-            try:
-                if route == "/":
-                    self._send(PAGE.encode(), "text/html; charset=utf-8")
-                elif route == "/stats.json":
-                    self._send(preview.stats_json(), "application/json")
-                elif route == "/frame.jpg":
-                    latest = preview.newer_jpeg(0, timeout=FRAME_WAIT_S)
-                    if latest is None:
-                        self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet, or the preview is closing")
-                    else:
-                        self._send(latest[1], "image/jpeg")
-                elif route == "/stream.mjpg":
-                    self._stream()
+    preview: PreviewSink
+
+    def setup(self) -> None:
+        self.timeout = REQUEST_TIMEOUT_S  # read here, not at import, so a test can shorten it
+        super().setup()
+
+    def get(self) -> None:
+        preview = self.preview
+        try:
+            if self.route == "/":
+                self.send_body(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
+            elif self.route == "/stats.json":
+                self.send_body(HTTPStatus.OK, preview.stats_json(), "application/json")
+            elif self.route == "/frame.jpg":
+                latest = preview.newer_jpeg(0, timeout=FRAME_WAIT_S)
+                if latest is None:
+                    self.refuse(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet, or the preview is closing")
                 else:
-                    self.send_error(HTTPStatus.NOT_FOUND)
-            except (BrokenPipeError, ConnectionResetError, TimeoutError):
-                log.debug("preview viewer %s went away", self.client_address[0])
-            except SinkError as e:
-                log.warning("%s", e)
-
-        def do_POST(self) -> None:
-            action = self.path.split("?", 1)[0].removeprefix("/control/")
-            origin = self.headers.get("Origin")
-            if origin is not None and origin != f"http://{self.headers.get('Host')}":
-                self.send_error(HTTPStatus.FORBIDDEN, "controls only take requests from the preview page")
-            elif preview.controls is None or not self.path.startswith("/control/") or action not in ACTIONS:
-                self.send_error(
-                    HTTPStatus.NOT_FOUND, f"controls: POST /control/ACTION, ACTION one of {', '.join(ACTIONS)}"
-                )
+                    self.send_body(HTTPStatus.OK, latest[1], "image/jpeg")
+            elif self.route == "/stream.mjpg":
+                self._stream()
             else:
-                hint = preview.controls.act(action)
-                self._send(json.dumps({"hint": hint}).encode(), "application/json")
+                self.refuse(HTTPStatus.NOT_FOUND, "the preview serves /, /stream.mjpg, /frame.jpg and /stats.json")
+        except SinkError as e:
+            log.warning("%s", e)
 
-        def _send(self, body: bytes, content_type: str) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    def post(self) -> None:
+        controls = self.preview.controls
+        action = self.route.removeprefix("/control/")
+        if controls is None or not self.route.startswith("/control/") or action not in ACTIONS:
+            self.refuse(HTTPStatus.NOT_FOUND, f"controls: POST /control/ACTION, ACTION one of {', '.join(ACTIONS)}")
+        else:  # no body to check: the action is the path, and the guard has refused other sites' pages
+            self.send_json(HTTPStatus.OK, {"hint": controls.act(action)})
 
-        def _stream(self) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            seq = 0
-            with preview.viewer():
-                while (latest := preview.newer_jpeg(seq)) is not None:
-                    seq, jpeg = latest
-                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                    self.wfile.write(head.encode() + jpeg + b"\r\n")
-                    self.wfile.flush()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("preview: " + format, *args)
-
-    return PreviewHandler
+    def _stream(self) -> None:
+        self.connection.settimeout(VIEWER_SOCKET_TIMEOUT_S)  # a viewer may wait longer than a request
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        seq = 0
+        with self.preview.viewer():
+            while (latest := self.preview.newer_jpeg(seq)) is not None:
+                seq, jpeg = latest
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                self.wfile.write(head.encode() + jpeg + b"\r\n")
+                self.wfile.flush()

@@ -50,7 +50,7 @@ def host_name(host_header: str) -> str:
     """The name in a Host header, without its port: ``[::1]:8090`` → ``::1``, ``Example.org:80`` → ``example.org``."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else ""  # "[::1" is no name at all
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 

@@ -107,6 +107,9 @@ class GuardedHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.route = parts.path
         headers = self.headers
+        if len(headers.get_all("Host") or []) > 1:
+            self.refuse(HTTPStatus.BAD_REQUEST, "send one Host header")
+            return False
         problem = self.policy.host_problem(headers.get("Host"))
         if problem is not None:
             self.refuse(HTTPStatus.MISDIRECTED_REQUEST, problem)
