@@ -2,6 +2,8 @@
 
 Each frame is written under a hidden temporary name and moved into place, so a killed run never leaves a
 half-written PNG under a frame's name; a folder that already holds frames is refused, so runs never mix.
+While open, the sink holds the folder's write lock (``.NAME.lock`` beside it, see stream.sinks.write_lock): a
+second writer of the folder is refused as one, not as "an earlier run".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from backdrop.errors import SinkError
 from backdrop.pixels import BGRA, to_bgr
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.write_lock import WriteLock
 
 
 class PngFolderSink(Sink):
@@ -25,10 +28,24 @@ class PngFolderSink(Sink):
         self.params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
         self.frames = 0
         self.created = False
+        self.lock = WriteLock(self.folder, label=self.describe())
 
     def open(self, width: int, height: int, fps: float) -> None:
         if self.folder.exists() and not self.folder.is_dir():
             raise SinkError(f"cannot write PNG frames to {self.folder}: it is a file")
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)  # the lock lies there
+        except OSError as e:
+            raise SinkError(f"cannot create output folder {self.folder}: {e.strerror or e}") from e
+        self.lock.acquire()
+        try:
+            self._prepare()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _prepare(self) -> None:
+        """An empty, writable folder (created when missing)."""
         earlier = sum(1 for _ in self.folder.glob("frame_*.png"))
         if earlier:
             raise SinkError(
@@ -37,7 +54,7 @@ class PngFolderSink(Sink):
             )
         try:
             self.created = not self.folder.exists()
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot create output folder {self.folder}: {e.strerror or e}") from e
         if not os.access(self.folder, os.W_OK):
@@ -59,9 +76,12 @@ class PngFolderSink(Sink):
         self.frames += 1
 
     def close(self) -> None:
-        if self.created and not self.frames:
-            self.folder.rmdir()
-            self.created = False
+        try:
+            if self.created and not self.frames:
+                self.folder.rmdir()
+                self.created = False
+        finally:
+            self.lock.release()
 
     def describe(self) -> str:
         return f"{self.folder}/"

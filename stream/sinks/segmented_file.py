@@ -9,10 +9,15 @@ frame, so a file source is cut the same way however fast it runs. A segment is n
 wall-clock time the recording opened plus its start's offset into the recording (for a live source, about
 when it was captured). A name already taken (a restart in the same second) gets a ``_1``, ``_2`` … suffix:
 nothing is ever overwritten. A restarted run starts a new segment.
+
+One recorder per pattern: while open, the sink holds the pattern's write lock (stream.sinks.write_lock; the lock
+file lies in the pattern's fixed folder, its name the rest of the pattern with ``/`` as ``%2F``), so a second
+recording into the same pattern is refused when it opens; each segment also holds its own file's lock.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.segment_names import check_pattern, fixed_folder, segment_path, unused
 from backdrop.stream.sinks.video_file import VideoFileSink
+from backdrop.stream.sinks.write_lock import WriteLock
 
 CUT_EPSILON_S = 1e-6  # a frame this close before a cut belongs after it (float timestamps of 2.0 s may read 1.9999…)
 
@@ -50,6 +56,8 @@ class SegmentedFileSink(Sink):
         self.opened_at = 0.0  # wall clock when the recording opened: names the first segment
         self.origin_s: float | None = None  # the first frame's time
         self.cut_s = 0.0  # the current segment ends at this frame time
+        folder = fixed_folder(pattern)
+        self.lock = WriteLock(folder / os.path.relpath(pattern, folder).replace("/", "%2F"), label=pattern)
 
     def open(self, width: int, height: int, fps: float) -> None:
         folder = fixed_folder(self.pattern)
@@ -60,7 +68,12 @@ class SegmentedFileSink(Sink):
         self.geometry = (width, height, fps)
         self.frame_s = 1 / fps if fps > 0 else 1 / 30
         self.opened_at = time.time()
-        self._start(0.0)  # the first segment now: a problem with the name shows before any frame
+        self.lock.acquire()
+        try:
+            self._start(0.0)  # the first segment now: a problem with the name shows before any frame
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _start(self, offset_s: float) -> None:
         """Open the segment starting ``offset_s`` into the recording."""
@@ -96,7 +109,10 @@ class SegmentedFileSink(Sink):
 
     def close(self) -> None:
         """Finish the open segment (one opened but never written to leaves nothing)."""
-        self._finish()
+        try:
+            self._finish()
+        finally:
+            self.lock.release()
 
     def describe(self) -> str:
         return self.pattern

@@ -9,6 +9,11 @@ first (see stream.sinks.video_file); the check is on the final names, which the 
 An output named with strftime fields (segments, see stream.sinks.segment_names) has no one name: it clashes
 with every path its pattern could expand to (``rec/%Y%m%d.mp4`` with a source ``rec/20260101.mp4``). Its
 segments never overwrite an existing file either (a taken name gets a suffix), whatever expands later.
+
+``backdrop serve`` applies the same check to every stream (stream.config.serve: ``ServeConfig.check``), and
+between streams: no stream writes another's source or background (:func:`crossed`) or output, and its
+``--stats-json`` is none of them nor the config file (:func:`check_serve_stats`). What these checks cannot see —
+another process writing the same file — the file sinks' write lock refuses (stream.sinks.write_lock).
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.config.run import RunConfig
-from backdrop.stream.sinks.segment_names import is_segmented, pattern_regex
+from backdrop.stream.sinks.segment_names import is_segmented, literal_name, pattern_regex
+
+if TYPE_CHECKING:
+    from backdrop.stream.config.serve import ServeConfig
 
 STATS_ROLE = "--stats-json"
 
@@ -37,17 +46,24 @@ class Place:
 
     @classmethod
     def of(cls, role: str, name: str | Path) -> Place:
+        segmented = role == "output" and is_segmented(str(name))
+        path = literal_name(str(name)) if role == "output" and not segmented else name  # what a plain output writes
         try:
-            real = os.path.realpath(name)
+            real = os.path.realpath(path)
         except ValueError as e:  # a NUL byte
             raise ConfigError(f"{role} {str(name)!r} is not a usable path: {e}") from e
-        if role == "output" and is_segmented(str(name)):
+        if segmented:
             return cls(role, str(name), real, None, pattern_regex(real))  # expands to names under real folders
         try:
-            info = os.stat(name)
+            info = os.stat(path)
         except OSError:  # not there yet, or a dangling link: only its resolved name can clash
             return cls(role, str(name), real, None)
         return cls(role, str(name), real, (info.st_dev, info.st_ino))
+
+    @property
+    def the(self) -> str:
+        """The role with an article, for "… is the output x.mp4"."""
+        return self.role if self.role.startswith("the ") else f"the {self.role}"
 
     def same(self, other: Place) -> bool:
         """True when both are one path, or one is a pattern that can expand to the other (two patterns: equal)."""
@@ -104,6 +120,41 @@ def check_targets(config: RunConfig, *, config_path: Path | None) -> None:
                 raise ConfigError(f"{target.role} {target.name} {verb} the {earlier.role} {earlier.name}")
     if config.pipeline.stats_json:
         check_stats_path(config.pipeline.stats_json)
+
+
+def crossed(config: RunConfig, other: RunConfig) -> tuple[Place, Place] | None:
+    """The first output of ``config`` that is a path ``other`` reads (its source or background), with that path."""
+    for target in write_places(config):
+        if target.role == "output":
+            for place in read_places(other, None):
+                if target.same(place):
+                    return target, place
+    return None
+
+
+def check_serve_stats(path: str, config: ServeConfig) -> None:
+    """Raise a one-line error when serve's ``--stats-json`` is its config file or any stream's source, background or
+    output, or cannot be written."""
+    stats = Place.of(STATS_ROLE, path)
+    if config.path is not None and os.path.isfile(config.path):
+        place = Place.of("the config file", config.path)
+        if stats.same(place):
+            raise ConfigError(f"{STATS_ROLE} {path} is the config file {place.name}: choose another stats file")
+    for stream in config.streams:
+        for place in stream_places(stream.apply(config.defaults)):
+            if stats.same(place):
+                verb = "could be" if place.pattern else "is"
+                raise ConfigError(
+                    f"{STATS_ROLE} {path} {verb} {place.the} {place.name} of stream {stream.name!r}: "
+                    "choose another stats file"
+                )
+    check_stats_path(path)
+
+
+def stream_places(config: RunConfig) -> list[Place]:
+    """The paths a serve stream reads and writes: its source, background and path outputs (serve writes no
+    per-stream stats file, and the config file is the server's)."""
+    return [*read_places(config, None), *(place for place in write_places(config) if place.role == "output")]
 
 
 def check_stats_path(path: str) -> None:

@@ -12,6 +12,10 @@ long keyframe interval (one a second makes the demo clip 70 % larger); muxing fr
 time. Such a partial is the only copy of that recording, so a later run writing the same name keeps it
 and names it in one warning; the process id in each run's partial name keeps it from being overwritten.
 
+One writer. While open, the sink holds the name's write lock (stream.sinks.write_lock): a second writer of
+the same name, in this process or another, is refused when it opens, before it looks at any partial, so a
+live recording's partial is never taken for an interrupted one; the lock dies with a killed process.
+
 Time. Frames that carry the source's timestamp (``pts_s``: files) keep it, shifted so the first frame is
 at 0, on a 1/90000 s clock, so variable-frame-rate input stays variable; frames without one (live
 sources) are numbered at the constant rate given to ``open``.
@@ -36,6 +40,7 @@ from backdrop.stream.config.run import EncoderConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.audio_track import AudioTrack
 from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sinks.write_lock import WriteLock
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov"}
 ALPHA_CODECS = {".mov": ("qtrle", "argb"), ".mkv": ("ffv1", "bgra")}  # (codec, pix_fmt) that keep alpha
@@ -80,6 +85,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"output {self.path}: {suffix} cannot keep transparency; use .mov, .mkv or a PNG folder")
         self.audio_from = audio_from
         self.partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self.lock = WriteLock(self.path)
         self.container: av.container.OutputContainer | None = None
         self.audio: AudioTrack | None = None
         self.frames = 0
@@ -94,9 +100,10 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot write {self.path}: it is a folder")
         if not os.access(folder, os.W_OK):
             raise SinkError(f"cannot write {self.path}: permission denied")
-        self._name_leftovers()
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(30)
         self.frame_s = float(1 / rate)
+        self.lock.acquire()  # before the leftovers: a live writer's partial is not one
+        self._name_leftovers()
         container_format = CONTAINERS[self.path.suffix.lower()]
         try:
             self.container = av.open(
@@ -131,7 +138,8 @@ class VideoFileSink(Sink):
             raise
 
     def _name_leftovers(self) -> None:
-        """Warn about (and keep) the partial files of runs killed while writing this output."""
+        """Warn about (and keep) the partial files of runs killed while writing this output (the lock is held:
+        no live process writes them)."""
         pattern = f".{glob.escape(self.path.name)}.*partial"
         leftovers = sorted(
             str(self.path.with_name(p.name)) for p in self.path.parent.glob(pattern) if p != self.partial
@@ -167,6 +175,7 @@ class VideoFileSink(Sink):
     def close(self) -> None:
         """Flush the encoder, finish the container and move it into place (or remove it when empty)."""
         if self.container is None:
+            self.lock.release()
             return
         try:
             self.container.mux(self.stream.encode(None))
@@ -178,10 +187,13 @@ class VideoFileSink(Sink):
             raise SinkError(f"finishing {self.path} failed: {getattr(e, 'strerror', None) or e}") from e
         self.container = None
         self._release_audio()
-        if self.frames:
-            os.replace(self.partial, self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
+        try:
+            if self.frames:
+                os.replace(self.partial, self.path)
+            else:
+                self.partial.unlink(missing_ok=True)
+        finally:
+            self.lock.release()
 
     def _discard(self) -> None:
         if self.container is not None:
@@ -190,6 +202,7 @@ class VideoFileSink(Sink):
             self.container = None
         self._release_audio()
         self.partial.unlink(missing_ok=True)
+        self.lock.release()
 
     def _release_audio(self) -> None:
         if self.audio is not None:
