@@ -14,6 +14,10 @@ class ConfigError(BackdropError):
     """A YAML key or CLI flag is unknown or has a bad value."""
 
 
+class CapacityError(ConfigError):
+    """A server already runs as many streams as its config allows (``serve.max_streams``)."""
+
+
 class SourceError(BackdropError):
     """A source cannot be opened or read."""
 

@@ -80,8 +80,9 @@ def get_json(url: str) -> Any:
 
 def request(method: str, url: str, body: str | None = None) -> tuple[int, Any]:
     data = None if body is None else body.encode()
+    headers = {} if body is None else {"Content-Type": "application/json"}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method), timeout=30) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method=method), timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -186,8 +187,9 @@ def test_a_closed_port_fails_alone_while_the_api_adds_removes_and_reports(
          "outputs": [str(tmp_path / "dead.mp4")]}
     )  # fmt: skip
     data["serve"]["restart_initial_s"] = 0.2
+    data["serve"]["output_root"] = str(tmp_path)  # where streams added through the API may write
     engine = LocalEngine(parse_serve_config(data))
-    control = ApiServer(engine, "127.0.0.1", 0)
+    control = ApiServer(engine, engine.config, "127.0.0.1", 0)
     control.start()
     engine.start()
     try:

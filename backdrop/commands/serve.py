@@ -8,6 +8,7 @@ exits once all have. The control API is listening before the model loads, so a t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from backdrop.stream.config.serve import ServeConfig
     from backdrop.stream.serve.engine import Engine
 
-DEFAULT_CONTROL = "127.0.0.1:8090"  # loopback: the API has no authentication
+DEFAULT_CONTROL = "127.0.0.1:8090"  # loopback; any other address needs a token (README "Security")
 POLL_S = 0.2  # how often the main thread checks whether every stream is done (signals are handled in between)
 
 
@@ -39,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
-    """The engine ``--engine`` names; the Ray one is imported only when asked for."""
+def make_engine(args: argparse.Namespace, config: ServeConfig, stop: threading.Event | None = None) -> Engine:
+    """The engine ``--engine`` names; the Ray one is imported only when asked for (``stop`` ends its joining)."""
     if args.engine == "local":
         if args.ray_address:
             raise ConfigError("--ray-address needs --engine ray")
@@ -53,7 +54,7 @@ def make_engine(args: argparse.Namespace, config: ServeConfig) -> Engine:
         if (e.name or "").startswith("backdrop."):
             raise RuntimeUnavailable("--engine ray: the Ray engine is not part of this installation") from e
         raise RuntimeUnavailable(f"--engine ray needs {e.name}: pip install 'backdrop[ray]'") from e
-    return RayEngine(config, max_frames=args.max_frames, address=args.ray_address)
+    return RayEngine(config, max_frames=args.max_frames, address=args.ray_address, cancel=stop)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,21 +63,28 @@ def run(args: argparse.Namespace) -> int:
     from backdrop.stream.core.figures import stats_document
     from backdrop.stream.serve.api_server import ApiServer, parse_control
     from backdrop.stream.serve.tuning import FOR_STREAMS
-    from backdrop.stream.sinks.targets import check_stats_path
+    from backdrop.stream.sinks.targets import check_serve_stats
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be >= 1")
     config = load_serve_config(args.config)
-    if args.stats_json:
-        check_stats_path(args.stats_json)
-    engine = make_engine(args, config)
-    api = ApiServer(engine, *parse_control(args.control), config.streams)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.stats_json:  # none of the streams' paths nor the config file; streams added later are held to it too
+        check_serve_stats(args.stats_json, config)
+        config = dataclasses.replace(config, stats_json=args.stats_json)
+    stop = threading.Event()  # SIGINT/SIGTERM
+    engine = make_engine(args, config, stop)
+    api = ApiServer(engine, config, *parse_control(args.control))
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     untuned = FOR_STREAMS.apply() if args.engine == "local" else None  # Ray actors tune their own processes
     try:
         api.start()
         engine.start()
+        for sig in previous:  # an embedded Ray's start puts in a SIGTERM handler of its own (exit 15, no stats)
+            signal.signal(sig, on_signal)
         while not stop.wait(POLL_S):
             if args.max_frames is not None and engine.wait(0):
                 break

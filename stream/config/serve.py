@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from backdrop.errors import BackdropError, ConfigError
+from backdrop.errors import BackdropError, CapacityError, ConfigError
 from backdrop.stream.config.run import RunConfig, SourceConfig, parse_config
 from backdrop.stream.config.typed_yaml import build, convert, read_yaml, replace_key, require, within
-from backdrop.stream.sinks.targets import Place, check_targets, is_path_output
+from backdrop.stream.sinks.targets import STATS_ROLE, Place, check_targets, crossed, is_path_output, stream_places
 
 STREAM_SECTIONS = ("mask", "encoder", "pipeline")  # run-config sections a stream may override in part
 STREAM_KEYS = ("name", "source", "background", "outputs", *STREAM_SECTIONS)
@@ -91,6 +91,7 @@ class ServeConfig:
     streams: tuple[StreamConfig, ...] = ()
     serve: ServeOptions = field(default_factory=ServeOptions)
     path: Path | None = None  # the file it came from (a stream must not write over it)
+    stats_json: str | None = None  # serve's --stats-json: no stream may read or write it
 
     def stream(self, name: str) -> StreamConfig:
         for stream in self.streams:
@@ -103,7 +104,12 @@ class ServeConfig:
         return self.stream(stream_name).apply(self.defaults)
 
     def with_stream(self, stream: StreamConfig) -> ServeConfig:
-        """This config plus ``stream``; ConfigError when its name is taken or its outputs clash with another's."""
+        """This config plus ``stream``; ConfigError when its name is taken or its outputs clash with another's,
+        CapacityError when ``serve.max_streams`` already run."""
+        if len(self.streams) >= self.serve.max_streams:
+            raise CapacityError(
+                f"serve.max_streams: already {len(self.streams)} streams, the most this server runs (remove one first)"
+            )
         config = dataclasses.replace(self, streams=(*self.streams, stream))
         config.check(len(self.streams))
         return config
@@ -113,8 +119,9 @@ class ServeConfig:
         return dataclasses.replace(self, streams=tuple(s for s in self.streams if s.name != name))
 
     def check(self, start: int = 0) -> None:
-        """Check streams from index ``start`` on: each one's effective config, then its names and outputs against
-        every earlier stream's."""
+        """Check streams from index ``start`` on: each one's effective config and write targets (run's check), then
+        against every earlier stream: its name, and its outputs and read paths against the other's, both ways; and
+        that it neither reads nor writes ``stats_json``."""
         for i in range(start, len(self.streams)):
             stream, where = self.streams[i], f"streams[{i}]"
             for earlier in self.streams[:i]:
@@ -127,9 +134,39 @@ class ServeConfig:
             except BackdropError as e:
                 raise ConfigError(_placed(where, str(e))) from e
             for earlier in self.streams[:i]:
-                clash = _shared_output(config, earlier.apply(self.defaults))
-                if clash is not None:
-                    raise ConfigError(f"{where}.outputs: {clash} is also an output of stream {earlier.name!r}")
+                _check_pair(where, config, earlier.name, earlier.apply(self.defaults))
+            if self.stats_json is not None:
+                _check_stats(where, config, self.stats_json)
+
+
+def _check_pair(where: str, config: RunConfig, name: str, other: RunConfig) -> None:
+    """Neither the stream at ``where`` (``config``) nor stream ``name`` (``other``) writes what the other reads or
+    writes, whichever came first."""
+    clash = _shared_output(config, other)
+    if clash is not None:
+        raise ConfigError(f"{where}.outputs: {clash} is also an output of stream {name!r}")
+    crossing = crossed(config, other)
+    if crossing is not None:
+        target, place = crossing
+        verb = "could name" if target.pattern else "is"
+        raise ConfigError(
+            f"{where}.outputs: output {target.name} {verb} {place.role} {place.name} of stream {name!r}: "
+            "choose another output"
+        )
+    crossing = crossed(other, config)
+    if crossing is not None:
+        target, place = crossing
+        verb = "could be named by" if target.pattern else "is"
+        raise ConfigError(f"{where}: {place.role} {place.name} {verb} the output {target.name} of stream {name!r}")
+
+
+def _check_stats(where: str, config: RunConfig, stats_json: str) -> None:
+    """The stream at ``where`` neither reads nor writes the server's ``--stats-json``."""
+    stats = Place.of(STATS_ROLE, stats_json)
+    for place in stream_places(config):
+        if stats.same(place):
+            verb = "could name" if place.pattern else "is"
+            raise ConfigError(f"{where}: {place.the} {place.name} {verb} this server's {STATS_ROLE} {stats_json}")
 
 
 def _placed(where: str, message: str) -> str:
@@ -210,6 +247,8 @@ def parse_serve_config(data: Any, *, path: Path | None = None) -> ServeConfig:
         raise ConfigError(f"streams: expected a list of streams, got {reprlib.repr(streams)}")
     options = build(ServeOptions, defaults.pop("serve", None), "serve")
     options.validate()
+    if len(streams) > options.max_streams:
+        raise ConfigError(f"streams: {len(streams)} streams, more than serve.max_streams ({options.max_streams})")
     run_defaults = dataclasses.replace(parse_config(defaults), outputs=())
     config = ServeConfig(
         run_defaults, tuple(parse_stream(item, i) for i, item in enumerate(streams)), options, path=path

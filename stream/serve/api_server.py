@@ -1,35 +1,38 @@
 """The HTTP API of ``backdrop serve`` (``--control``): list, add and remove streams, Prometheus metrics, an overview.
 
 ``GET /streams`` (JSON figures), ``POST /streams`` (one stream as JSON or YAML, validated like the config
-file; 400 with the one-line error), ``DELETE /streams/NAME`` (404 when unknown), ``GET /metrics``
-(Prometheus text) and ``GET /`` (every stream with its state and fps, linked to its preview). It talks only
-to the Engine protocol, so the local and the Ray engine serve the same API. It has no authentication, so it
-listens on 127.0.0.1 unless another address is given.
+file; 400 with the one-line error, 429 beyond ``serve.max_streams``), ``DELETE /streams/NAME`` (404 when
+unknown), ``GET /metrics`` (Prometheus text) and ``GET /`` (every stream with its state and fps, linked to its
+preview). It talks only to the Engine protocol, so the local and the Ray engine serve the same API.
+
+Every request passes the config's ``http`` AccessPolicy (stream/web/guard.py: Host names, the token, no
+changes from other sites' pages) on a BoundedHTTPServer (a deadline per connection, at most ``MAX_HANDLERS``
+at once); a stream added here may do only what stream/serve/api_policy.py allows.
 """
 
 from __future__ import annotations
 
 import html
-import ipaddress
-import json
 import logging
+import os
 import threading
-from collections.abc import Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from backdrop.errors import BackdropError, ConfigError
-from backdrop.stream.config.serve import StreamConfig, parse_stream_text
+from backdrop.errors import BackdropError, CapacityError, ConfigError
+from backdrop.stream.config.serve import ServeConfig, parse_stream_text
+from backdrop.stream.serve.api_policy import check_api_stream
 from backdrop.stream.serve.engine import Engine
 from backdrop.stream.serve.metrics import engine_registry
+from backdrop.stream.web.guard import AccessPolicy
+from backdrop.stream.web.server import BoundedHTTPServer, GuardedHandler
 
 log = logging.getLogger("backdrop")
 
-MAX_BODY_BYTES = 64 * 1024  # one stream is a few hundred bytes
+MAX_HANDLERS = 16  # connections served at once; the next is answered 503 and closed
 SHUTDOWN_POLL_S = 0.1
 
 PAGE = """<!doctype html>
@@ -60,25 +63,24 @@ def parse_control(spec: str) -> tuple[str, int]:
     return host, port
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 class ApiServer:
-    """The API's HTTP server on its own thread; ``streams`` are those the engine starts with (for their previews)."""
+    """The API's HTTP server on its own thread, for ``engine`` running ``config`` (its streams' previews are
+    linked from the overview; ``config.defaults.http`` says whom it answers, ``config.serve`` what API streams may
+    do). ConfigError when it cannot listen, or would listen beyond loopback without a token."""
 
-    def __init__(self, engine: Engine, host: str, port: int, streams: Sequence[StreamConfig] = ()) -> None:
+    def __init__(
+        self, engine: Engine, config: ServeConfig, host: str, port: int, *, max_handlers: int = MAX_HANDLERS
+    ) -> None:
         self.engine = engine
-        self.previews = {stream.name: stream.previews for stream in streams}
+        self.options = config.serve
+        self.previews = {stream.name: stream.previews for stream in config.streams}
+        policy = AccessPolicy.for_server(config.defaults.http, host, "--control")  # before anything listens
         self.registry = engine_registry(engine)
+        handler = type("BoundApiHandler", (ApiHandler,), {"api": self, "policy": policy})
         try:
-            self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+            self._server = BoundedHTTPServer((host, port), handler, max_handlers=max_handlers)
         except OSError as e:
             raise ConfigError(f"--control: cannot listen on {host}:{port}: {e.strerror or e}") from e
-        self._server.daemon_threads = True
         self.host, self.port = host, self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="backdrop-control", daemon=True
@@ -90,18 +92,17 @@ class ApiServer:
 
     def start(self) -> None:
         self._thread.start()
-        if not is_loopback(self.host):
-            log.warning(
-                "the control API on %s has no authentication: anyone who can reach it controls the streams", self.url
-            )
         log.info("control API on %s", self.url)
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which never ran unless started
+            self._server.shutdown()
         self._server.server_close()
 
     def add(self, body: str) -> dict[str, Any]:
+        """Parse, check against the API policy, then add; ConfigError (CapacityError when full) otherwise."""
         stream = parse_stream_text(body)
+        check_api_stream(stream, self.options, os.getcwd())
         self.engine.add(stream)
         self.previews[stream.name] = stream.previews
         return {"name": stream.name}
@@ -127,53 +128,42 @@ class ApiServer:
         return PAGE.format(rows="\n".join(rows))
 
 
-def _handler_for(api: ApiServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/streams":
-                self._send_json(HTTPStatus.OK, [figures.to_json() for figures in api.engine.streams()])
-            elif self.path == "/metrics":
-                self._send(HTTPStatus.OK, generate_latest(api.registry), CONTENT_TYPE_LATEST)
-            elif self.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, api.page().encode(), "text/html; charset=utf-8")
-            else:
-                self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
+class ApiHandler(GuardedHandler):
+    """The API's routes; a subclass per server sets ``api`` and ``policy``. Runs only once the guard admitted."""
 
-        def do_POST(self) -> None:
-            if self.path != "/streams":
-                self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path}"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 < length <= MAX_BODY_BYTES:
-                self._send_json(HTTPStatus.BAD_REQUEST, {"error": f"send one stream of at most {MAX_BODY_BYTES} bytes"})
-                return
-            try:
-                added = api.add(self.rfile.read(length).decode("utf-8", errors="replace"))
-            except BackdropError as e:
-                self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
-                return
-            self._send_json(HTTPStatus.CREATED, added)
+    api: ApiServer
 
-        def do_DELETE(self) -> None:
-            prefix = "/streams/"
-            name = unquote(self.path[len(prefix) :]) if self.path.startswith(prefix) else ""
-            if not name or not api.remove(name):
-                self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no stream named {name!r}"})
-                return
-            self._send_json(HTTPStatus.OK, {"removed": name})
+    def get(self) -> None:
+        if self.route == "/streams":
+            self.send_json(HTTPStatus.OK, [figures.to_json() for figures in self.api.engine.streams()])
+        elif self.route == "/metrics":
+            self.send_body(HTTPStatus.OK, generate_latest(self.api.registry), CONTENT_TYPE_LATEST)
+        elif self.route in ("/", "/index.html"):
+            self.send_body(HTTPStatus.OK, self.api.page().encode(), "text/html; charset=utf-8")
+        else:
+            self.refuse(HTTPStatus.NOT_FOUND, f"no such page: {self.route}")
 
-        def _send_json(self, status: HTTPStatus, value: Any) -> None:
-            self._send(status, json.dumps(value).encode(), "application/json")
+    def post(self) -> None:
+        if self.route != "/streams":
+            self.refuse(HTTPStatus.NOT_FOUND, f"no such page: {self.route}")
+            return
+        body = self.read_body()
+        if body is None:
+            return  # refused already
+        try:
+            added = self.api.add(body.decode("utf-8", errors="replace"))
+        except CapacityError as e:
+            self.refuse(HTTPStatus.TOO_MANY_REQUESTS, str(e))
+            return
+        except BackdropError as e:
+            self.refuse(HTTPStatus.BAD_REQUEST, str(e))
+            return
+        self.send_json(HTTPStatus.CREATED, added)
 
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # requests are not events worth a log line
-
-    return Handler
+    def delete(self) -> None:
+        prefix = "/streams/"
+        name = unquote(self.route[len(prefix) :]) if self.route.startswith(prefix) else ""
+        if not name or not self.api.remove(name):
+            self.refuse(HTTPStatus.NOT_FOUND, f"no stream named {name!r}")
+            return
+        self.send_json(HTTPStatus.OK, {"removed": name})
