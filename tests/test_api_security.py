@@ -283,3 +283,15 @@ def test_without_an_output_root_api_streams_write_no_files_and_relative_paths_st
         assert "not beneath" in one_line_error(call(api, "POST", body=stream("b", "cam.mp4")), 400)
         assert call(api, "POST", body=stream("b", "recordings/cam.mp4")) == (201, {"name": "b"})
         assert call(api, "POST", body=stream("c", os.path.join(tmp_path, "recordings", "c.mp4")))[0] == 201
+
+
+def test_a_preview_on_the_api_s_own_port_is_refused_instead_of_restarting_forever() -> None:
+    with served(serve_data()) as (api, engine):
+        error = one_line_error(call(api, "POST", body=stream("p", f"http://127.0.0.1:{api.port}")), 400)
+        assert error == f"http://127.0.0.1:{api.port} is the control API's own port {api.port}: choose another"
+        assert names(engine) == ["a"]
+        port = api.port
+    data = serve_data()
+    data["streams"][0]["outputs"] = [f"http://127.0.0.1:{port}"]
+    with pytest.raises(ConfigError, match=rf"^streams\[0\].outputs: http://127.0.0.1:{port} is the control API's"):
+        ApiServer(LocalEngine(parse_serve_config(data)), parse_serve_config(data), "127.0.0.1", port)

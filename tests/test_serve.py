@@ -328,3 +328,32 @@ def test_process_wide_tuning_is_the_serve_command_s_and_is_restored(tmp_path: Pa
     )
     assert during == [tuning.FOR_STREAMS]
     assert tuning.ProcessTuning.current() == before
+
+
+@pytest.mark.slow
+def test_sigterm_ends_serve_within_5_s_at_the_stream_limit(tmp_path: Path) -> None:
+    """Every stream of a full serve stops in parallel within the stop's deadlines, and the summary says so."""
+    limit = 32  # serve.max_streams' default
+    config = {
+        "model": {"runtime": "onnxruntime"},
+        "streams": [{"name": f"s{i}", "source": "testsrc:64x48@5,live", "outputs": ["null"]} for i in range(limit)],
+    }
+    stats_path = tmp_path / "stats.json"
+    serve = Serve(config, tmp_path, "--stats-json", str(stats_path))
+    try:
+        wait_until(
+            lambda: all(s["frames_out"] > 0 for s in get_json(serve.url + "streams")), 120, "every stream to play"
+        )
+        extra = json.dumps({"name": "one-more", "source": "testsrc", "outputs": ["null"]})
+        status, body = request("POST", serve.url + "streams", extra)
+        assert status == 429 and body["error"].startswith("serve.max_streams:"), body
+        sent = time.monotonic()
+        serve.process.send_signal(signal.SIGTERM)
+        code = serve.wait(30)
+        took = time.monotonic() - sent
+    finally:
+        serve.stop()
+    assert code == 0, serve.stderr.text()
+    assert took < 5.0, f"SIGTERM took {took:.1f} s with {limit} streams"
+    states = {figures["state"] for figures in json.loads(stats_path.read_text())["streams"].values()}
+    assert states == {"stopped"}

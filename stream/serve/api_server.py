@@ -18,12 +18,12 @@ import os
 import threading
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backdrop.errors import BackdropError, CapacityError, ConfigError
-from backdrop.stream.config.serve import ServeConfig, parse_stream_text
+from backdrop.stream.config.serve import ServeConfig, StreamConfig, parse_stream_text
 from backdrop.stream.serve.api_policy import check_api_stream
 from backdrop.stream.serve.engine import Engine
 from backdrop.stream.serve.metrics import engine_registry
@@ -82,6 +82,12 @@ class ApiServer:
         except OSError as e:
             raise ConfigError(f"--control: cannot listen on {host}:{port}: {e.strerror or e}") from e
         self.host, self.port = host, self._server.server_address[1]
+        for i, stream in enumerate(config.streams):
+            try:
+                self.check_previews(stream)
+            except ConfigError as e:
+                self._server.server_close()
+                raise ConfigError(f"streams[{i}].outputs: {e}") from e
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="backdrop-control", daemon=True
         )
@@ -103,9 +109,20 @@ class ApiServer:
         """Parse, check against the API policy, then add; ConfigError (CapacityError when full) otherwise."""
         stream = parse_stream_text(body)
         check_api_stream(stream, self.options, os.getcwd())
+        self.check_previews(stream)
         self.engine.add(stream)
         self.previews[stream.name] = stream.previews
         return {"name": stream.name}
+
+    def check_previews(self, stream: StreamConfig) -> None:
+        """A preview on this API's own port could never listen: the stream would restart forever."""
+        for url in stream.previews:
+            try:
+                port = urlsplit(url).port
+            except ValueError:
+                continue  # not a port at all: the preview itself says so when it opens
+            if port == self.port:
+                raise ConfigError(f"{url} is the control API's own port {self.port}: choose another")
 
     def remove(self, name: str) -> bool:
         """False when no stream has that name."""
