@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from backdrop.model.evaluation.contact_sheet import EdgeCrops
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
 from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import MaskConfig, RunConfig
 from backdrop.stream.core.steps import Infer
 from backdrop.stream.sources.video_file import VideoFileSource
@@ -153,7 +155,7 @@ class MattePair:
 
     def __init__(self, mask: MaskConfig, size: tuple[int, int], layout: str) -> None:
         self.makers = (MatteMaker(mask, *size, layout), MatteMaker(unfiltered(mask), *size, layout))
-        self.states: list[np.ndarray | None] = [None, None]
+        self.states: list[TemporalState | None] = [None, None]
 
     def __call__(self, mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(filtered, unfiltered) full-resolution alpha for one model mask and its frame."""
@@ -185,7 +187,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
             raw.add(plain, band, margin)
             if references is not None:
                 references.add(frame.index, alpha)
-            crops.offer(frame.index, lambda f=frame: to_bgr(f.image, f.layout), alpha)
+            crops.offer(frame.index, partial(to_bgr, frame.image, frame.layout), alpha)
     if mattes is None:
         raise BackdropError(f"{clip} has no decodable frames")
     report = {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from backdrop.errors import ConfigError, SourceError
 from backdrop.stream.config.run import SourceConfig
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.video_file import VideoFileSink
 from backdrop.stream.sources.factory import make_source
 
@@ -58,7 +59,7 @@ def record(spec: str, path: Path, *, max_frames: int, duration_s: float | None) 
         sink.open(*first.size, source.fps)
         try:
             deadline = None if duration_s is None else time.monotonic() + duration_s
-            frame = first
+            frame: Frame | None = first
             while frame is not None and frames < max_frames:
                 sink.write(frame)
                 frames += 1

@@ -10,12 +10,10 @@ also scores MediaPipe's masks with `backdrop eval --video`'s temporal metrics, c
 reference folder, and times the preprocessing (median per 720p frame, BGR and I420, old and new
 interleaved in one loop so machine load hits both alike).
 
-    python -m backdrop.benchmarks.mediapipe_agreement --mediapipe-python /tmp/mpvenv/bin/python \\
+    python -m backdrop.benchmarks.mediapipe_agreement --mediapipe-python .cache/mpvenv/bin/python \\
         --clip out/demo_input.mp4 --json out/mediapipe_agreement.json --save-masks out/mediapipe_masks
 
-Set up the interpreter once: ``python3 -m venv /tmp/mpvenv && /tmp/mpvenv/bin/pip install --no-deps
-.cache/mediapipe/mediapipe-0.10.14-*.whl && /tmp/mpvenv/bin/pip install "numpy<2" "protobuf<5" absl-py attrs
-flatbuffers matplotlib opencv-python-headless==4.10.0.84`` (the wheel from `make fetch-mediapipe`).
+Set up the interpreter once with ``make mediapipe-env`` (MediaPipe's wheel in a venv of its own, .cache/mpvenv).
 """
 
 from __future__ import annotations
@@ -36,9 +34,16 @@ import numpy as np
 ASSETS = Path(__file__).resolve().parents[1] / "backdrop" / "assets"
 
 
+def _read_bgr(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return image
+
+
 def read_frames(stills: list[Path], clip: Path | None, max_frames: int) -> list[tuple[str, np.ndarray]]:
     """(name, RGB uint8) for every still and up to ``max_frames`` frames of the clip, decoded by OpenCV."""
-    frames = [(p.name, cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)) for p in stills]
+    frames = [(p.name, cv2.cvtColor(_read_bgr(p), cv2.COLOR_BGR2RGB)) for p in stills]
     if clip is not None:
         capture = cv2.VideoCapture(str(clip))
         while len(frames) < len(stills) + max_frames:
@@ -158,7 +163,7 @@ def summary(scores: list[float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--mediapipe-python", default="/tmp/mpvenv/bin/python", help="an interpreter with mediapipe")
+    parser.add_argument("--mediapipe-python", default=".cache/mpvenv/bin/python", help="an interpreter with mediapipe")
     parser.add_argument("--clip", type=Path, help="a video to compare frame by frame (e.g. out/demo_input.mp4)")
     parser.add_argument("--max-frames", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=300, help="timed preprocessing calls per variant")

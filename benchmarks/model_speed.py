@@ -16,6 +16,7 @@ import multiprocessing
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def _time_runtime(runtime: str, threads: int, plan: ModelPlan) -> Iterator[dict[
             size = segmenter.contract.input_size
             for batch in plan.batches:
                 frames = _frames(batch, size)
-                samples = time_calls(lambda f=frames: segmenter.segment(f), warmup=plan.warmup, repeats=plan.repeats)
+                samples = time_calls(partial(segmenter.segment, frames), warmup=plan.warmup, repeats=plan.repeats)
                 yield {
                     "runtime": runtime,
                     "device": providers[0] if providers else runtime,

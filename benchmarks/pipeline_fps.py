@@ -24,11 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter, load_segmenter
 from backdrop.pixels import BGR
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config.run import EncoderConfig, MaskConfig
+from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.pipeline import Pipeline
 from backdrop.stream.core.steps import Compositor, FrameSteps, Infer
 from backdrop.stream.sinks.video_file import VideoFileSink
@@ -91,6 +94,8 @@ def run_sequential(
     """(fps, CPU ms/frame) of the one-thread loop calling the pipeline's own steps, in BGR."""
     with timed_run(clip, model, runtime, threads) as (timed, source, segmenter):
         frame = source.read()
+        if frame is None:
+            raise SourceError(f"{clip} has no decodable frames")
         width, height = frame.size
         backdrop = parse_background(background)
         backdrop.open(width, height, BGR)
@@ -109,7 +114,7 @@ def run_sequential(
 
 def run_codec_floor(clip: Path, output: Path, *, queue_size: int = 4) -> tuple[float, float]:
     """(fps, CPU ms/frame) of decode → encode alone, on two threads, in I420 when the file allows it."""
-    frames: queue.Queue[object] = queue.Queue(queue_size)
+    frames: queue.Queue[Frame | None] = queue.Queue(queue_size)
     with Timed() as timed, VideoFileSource(clip) as source:
 
         def decode() -> None:
@@ -141,7 +146,7 @@ def cli_run(clip: Path, output: Path, *extra: str | Path) -> float:
     return time.perf_counter() - started
 
 
-def measure(clip: Path, folder: Path, args: Settings) -> dict[str, object]:
+def measure(clip: Path, folder: Path, args: Settings) -> dict[str, Any]:
     """Median fps of pipeline, loop and codec floor over interleaved repeats (drifting load hits all alike)."""
     common = {"background": args.background, "model": args.model, "runtime": args.runtime}
     runs: dict[str, list[tuple[float, float]]] = {"pipeline": [], "sequential": [], "codec_floor": []}
@@ -149,7 +154,7 @@ def measure(clip: Path, folder: Path, args: Settings) -> dict[str, object]:
         runs["pipeline"].append(run_pipeline(clip, folder / "p.mp4", threads=args.pipeline_threads, **common))
         runs["sequential"].append(run_sequential(clip, folder / "s.mp4", threads=args.loop_threads or None, **common))
         runs["codec_floor"].append(run_codec_floor(clip, folder / "f.mp4"))
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
     for mode, measured in runs.items():
         result[f"{mode}_fps"] = round(statistics.median(f for f, _ in measured), 1)
         result[f"{mode}_runs"] = [round(f, 1) for f, _ in measured]

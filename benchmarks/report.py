@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from backdrop.benchmarks.machine import describe_short
 from backdrop.errors import ConfigError
@@ -39,7 +39,7 @@ STATUSES = ("measured", "unavailable", "skipped", "failed")
 def validate(data: Any, name: str = "result") -> dict[str, Any]:
     """Return ``data`` if it is a benchmark result of this schema; else ConfigError naming the first problem."""
 
-    def fail(problem: str) -> None:
+    def fail(problem: str) -> NoReturn:
         raise ConfigError(f"{name} is not a backdrop bench result: {problem}")
 
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

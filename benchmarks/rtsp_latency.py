@@ -31,7 +31,9 @@ import numpy as np
 
 from backdrop.benchmarks.machine import describe_machine, describe_short
 from backdrop.benchmarks.rtsp_servers import Relay
+from backdrop.errors import SourceError
 from backdrop.model.segmenter import load_segmenter
+from backdrop.pixels import to_bgr
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.pipeline import Pipeline
@@ -122,8 +124,10 @@ def read_latencies(url: str, transport: str, captured_at: dict[int, float], seco
             received = time.monotonic()
             if now <= started + WARMUP_S:
                 continue
+            if frame is None:
+                raise SourceError(f"{reader.describe()} ended after {frames_read} measured frames")
             frames_read += 1
-            index = read_stamp(frame.image)
+            index = read_stamp(to_bgr(frame.image, frame.layout))  # network sources deliver I420 where they can
             if index is not None and index in captured_at:
                 latencies.append(received - captured_at[index])
     return latencies, frames_read
@@ -131,8 +135,9 @@ def read_latencies(url: str, transport: str, captured_at: dict[int, float], seco
 
 def through_relay(
     size: tuple[int, int], fps: float, seconds: float, transport: str, drive: Callable[[StampedCamera, RtspSink], None]
-) -> list[float]:
-    """Latencies of a camera whose frames ``drive`` (in a thread) delivers to an RtspSink, read back via the relay.
+) -> tuple[list[float], int]:
+    """(latencies, frames read) of a camera whose frames ``drive`` (in a thread) delivers to an RtspSink, read back
+    via the relay (see read_latencies).
 
     ``drive`` opens the sink itself, as the pipeline does: a sink opened twice would publish two streams at once."""
     width, height = size
@@ -201,7 +206,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per chain")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.split("x"))
+    width, height = (int(v) for v in args.size.split("x"))
+    size = (width, height)
     machine = describe_machine()
     print(f"RTSP latency at {args.size}@{args.fps:g} on {describe_short(machine)} (p50 / p95, ms)")
 

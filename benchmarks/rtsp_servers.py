@@ -97,6 +97,7 @@ class Relay:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+        if self.output is not None:
             self.output.join(5)
 
     def publish_url(self, name: str) -> str:
@@ -107,6 +108,8 @@ class Relay:
 
     def wait_receiving(self, name: str, timeout: float = 20, occurrences: int = 1) -> None:
         """Block until the relay has received the ``occurrences``-th publisher's first access unit on ``name``."""
+        if self.output is None:
+            raise RuntimeError("the relay is not started")
         self.output.wait_for(f"RECEIVING {name}", timeout, occurrences)
 
 

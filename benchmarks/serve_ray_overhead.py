@@ -26,6 +26,7 @@ from typing import Any
 from backdrop.benchmarks.inputs import parse_resolution
 from backdrop.benchmarks.serve_capacity import cpu_seconds, rss_mb, save, shown
 from backdrop.stream.config.serve import parse_serve_config
+from backdrop.stream.core.figures import StreamFigures
 from backdrop.stream.serve.engine import Engine, LocalEngine
 from backdrop.stream.serve.tuning import FOR_STREAMS
 
@@ -55,6 +56,13 @@ def live(pids: list[int]) -> list[int]:
     return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
 
 
+def _pid(figures: StreamFigures) -> int:
+    """The process running the stream."""
+    if figures.pid is None:
+        raise RuntimeError(f"stream {figures.name} reported no process")
+    return figures.pid
+
+
 def wait_flowing(engine: Engine, streams: int) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     idle = threading.Event()
@@ -75,7 +83,7 @@ def measure(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         start_s = time.monotonic() - started
         pause = threading.Event()
         pause.wait(args.warmup)
-        actors = sorted({f.pid for f in engine.streams()} - {os.getpid()})  # none for the local engine
+        actors = sorted({_pid(f) for f in engine.streams()} - {os.getpid()})  # none for the local engine
         groups = {"driver": [os.getpid()]}
         if actors:
             groups.update(actors=actors, ray=ray_processes({os.getpid(), *actors}))

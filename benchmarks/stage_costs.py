@@ -12,6 +12,7 @@ import itertools
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import cv2
 
 from backdrop.benchmarks.inputs import demo_clip
 from backdrop.benchmarks.timing import summarize_ms, time_calls
+from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter
 from backdrop.pixels import BGR, I420
 from backdrop.stream.compositing.backgrounds import parse_background
@@ -80,11 +82,20 @@ class _LoopingDecoder:
             self.source = VideoFileSource(self.clip)
             self.source.open()
             frame = self.source.read()
+            if frame is None:
+                raise SourceError(f"{self.clip} has no decodable frames")
         return frame
 
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
+
+
+def _read(source: VideoFileSource) -> Frame:
+    frame = source.read()
+    if frame is None:
+        raise SourceError(f"{source.describe()} ended early")
+    return frame
 
 
 def _stage_calls(
@@ -118,7 +129,7 @@ def _stage_calls(
         compose_frame = conform(frame, layout)
         matte, _ = MatteMaker(MaskConfig(), width, height, layout).matte(mask, compose_frame.image, None)
         try:
-            yield f"composite {mode}", lambda b=background, f=compose_frame, m=matte: b.compose(f.image, m)
+            yield f"composite {mode}", partial(background.compose, compose_frame.image, matte)
         finally:
             background.close()
     sink = VideoFileSink(folder / f"encode_{width}x{height}.mp4", encoder=EncoderConfig())
@@ -140,7 +151,7 @@ def measure_stages(
         for label, width, height in plan.resolutions:
             clip = demo_clip(folder, width, height, frames=plan.warmup + plan.repeats + 1)
             with VideoFileSource(clip) as source:
-                frames = [source.read() for _ in range(min(ENCODER_FRAMES, plan.repeats))]
+                frames = [_read(source) for _ in range(min(ENCODER_FRAMES, plan.repeats))]
             for name, call in _stage_calls(frames, clip, folder, segmenter):
                 samples = time_calls(call, warmup=plan.warmup, repeats=plan.repeats)
                 row = {

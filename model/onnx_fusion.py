@@ -137,7 +137,9 @@ def _fuse_hard_swish(graph: GraphProto, shapes: dict[str, Shape]) -> int:
         if not (_is_scalar(constants.get(clip.input[1]), 0.0) and _is_scalar(constants.get(clip.input[2]), 6.0)):
             continue
         scale = only_reader(clip.output[0], "Mul")
-        scaled = _split_constant(scale, constants) if scale is not None else None
+        if scale is None:
+            continue
+        scaled = _split_constant(scale, constants)
         if scaled is None or not _is_scalar(scaled[1], 1 / 6) or not broadcast_free(scaled[1], x):
             continue
         gate = only_reader(scale.output[0], "Mul")

@@ -17,7 +17,7 @@ try:
     from flatbuffers import number_types
     from flatbuffers.table import Table
 except ImportError:  # pragma: no cover - depends on the installed extras
-    Table = None  # type: ignore[assignment,misc]
+    Table = None
 
 # TensorType values from schema.fbs.
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}

@@ -82,7 +82,7 @@ def _check_layer(layer, options: dict[str, object], weights: list[np.ndarray]) -
     found = [tuple(w.shape) for w in weights]
     if expected != found:
         raise ModelError(f"layer {layer.name}: weight shapes {found} do not fit {expected}")
-    if tuple(config["strides"]) != tuple(options["strides"]):
+    if tuple(config["strides"]) != options["strides"]:  # the reader decodes strides as a tuple
         raise ModelError(f"layer {layer.name}: stride {config['strides']} but TFLite uses {options['strides']}")
     kernel_is_1x1 = tuple(config["kernel_size"]) == (1, 1)
     if config["padding"] != options["padding"] and not kernel_is_1x1:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from backdrop.benchmarks.suite import BenchOptions
 
 FULL_RESOLUTIONS = "480p,720p,1080p"
-QUICK = {  # --quick: every section, fewer and shorter repeats, the smallest resolution
-    "resolutions": "480p",
+# --quick: every section, fewer and shorter repeats, the smallest resolution
+QUICK_RESOLUTIONS = "480p"
+QUICK: dict[str, int] = {
     "frames": 45,
     "model_warmup": 3,
     "model_repeats": 15,
@@ -61,7 +62,7 @@ def _options(args: argparse.Namespace) -> BenchOptions:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}")
-    resolutions = args.resolution or settings.get("resolutions", FULL_RESOLUTIONS)
+    resolutions = args.resolution or (QUICK_RESOLUTIONS if args.quick else FULL_RESOLUTIONS)
     options = BenchOptions(
         quick=args.quick,
         runtimes=tuple(dict.fromkeys(args.runtime or ())),
@@ -69,7 +70,7 @@ def _options(args: argparse.Namespace) -> BenchOptions:
         source=args.source,
         duration_s=args.duration,
         threads=args.threads,
-        **{k: v for k, v in settings.items() if k != "resolutions"},
+        **settings,
     )
     if not options.resolutions:
         raise ConfigError("--resolution needs at least one resolution")
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.compare:
         first, second = (report.load(path) for path in args.compare)
-        names = tuple(str(p) if args.compare[0].name == args.compare[1].name else p.name for p in args.compare)
+        a, b = args.compare
+        names = (str(a), str(b)) if a.name == b.name else (a.name, b.name)
         print(report.compare(first, second, names=names))
         return 0
     if args.window:

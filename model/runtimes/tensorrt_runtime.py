@@ -8,6 +8,7 @@ Written to the TensorRT 10 API; CI has no TensorRT or GPU, so this path is not e
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from backdrop.errors import BackdropError, RuntimeUnavailable
 from backdrop.model.contract import ModelFiles
@@ -19,7 +20,7 @@ from backdrop.model.tensorrt_engine import TENSORRT_HINT, EngineSpec, cuda_call,
 class _HostDeviceBuffer:
     """A pinned host array and a device allocation of the same size."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> None:
         from backdrop.model.runtimes.cuda_runtime import cudart
 
         self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize

@@ -47,7 +47,7 @@ def _uniform(seed, low: float = 0.0, high: float = 1.0, shape=()):
 
 def procedural_background(seed, height: int, width: int) -> tf.Tensor:
     """A random backdrop: a vertical two-colour gradient under soft coloured blotches."""
-    colours, blotch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    colours, blotch_seed = tf.unstack(tf.random.split(seed, 2))
     top, bottom = tf.unstack(_uniform(colours, shape=(2, 3)))
     ramp = tf.linspace(0.0, 1.0, height)[:, None, None]
     gradient = top * (1 - ramp) + bottom * ramp + tf.zeros((height, width, 3))
@@ -69,7 +69,7 @@ def swap_background(image, mask, seed, backgrounds: tf.Tensor | None):
 
 def scale_and_crop(image, mask, seed, min_crop: float):
     """Zoom into a random square-ish box covering at least ``min_crop`` of each side, resized back."""
-    size_seed, position_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    size_seed, position_seed = tf.unstack(tf.random.split(seed, 2))
     side = _uniform(size_seed, min_crop, 1.0)
     y0, x0 = tf.unstack(_uniform(position_seed, shape=(2,)) * (1 - side))
     box = tf.stack([y0, x0, y0 + side, x0 + side])[None]
@@ -80,7 +80,7 @@ def scale_and_crop(image, mask, seed, min_crop: float):
 
 def colour_jitter(image, seed, config: AugmentConfig):
     """Random brightness, contrast, saturation and hue; a strength of 0 leaves that property alone."""
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    seeds = tf.unstack(tf.random.split(seed, 4))
     if config.brightness > 0:
         image = tf.image.stateless_random_brightness(image, config.brightness, seeds[0])
     if config.contrast > 0:
@@ -106,7 +106,7 @@ def gaussian_blur(image, sigma):
 
 def augment(image, mask, seed, config: AugmentConfig, backgrounds: tf.Tensor | None = None):
     """One example (H×W×3 image and H×W×1 mask, float32 in [0, 1]) augmented under ``seed`` (shape [2])."""
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 9))
+    seeds = tf.unstack(tf.random.split(seed, 9))
     if config.background_probability > 0:
         swapped = swap_background(image, mask, seeds[0], backgrounds)
         image = tf.where(_uniform(seeds[1]) < config.background_probability, swapped, image)

@@ -97,8 +97,13 @@ def training_dataset(
     if augmentation is not None:
         stock = None if backgrounds is None else tf.constant(backgrounds)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def augmented(example, pair):
+            image, mask = example
+            return augment(image, mask, pair, augmentation, stock)
+
         examples = tf.data.Dataset.zip(examples, seeds).map(
-            lambda example, pair: augment(*example, pair, augmentation, stock),
+            augmented,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

@@ -44,7 +44,7 @@ def _listing(names: Iterable[str]) -> str:
 
 
 def _files_by_name(folder: Path) -> dict[str, Path]:
-    files = {}
+    files: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             files.setdefault(path.relative_to(folder).with_suffix("").as_posix(), path)

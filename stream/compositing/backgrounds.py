@@ -146,9 +146,10 @@ class Clip(Replacement):
     def open(self, width: int, height: int, layout: str = BGR) -> None:
         super().open(width, height, layout)
         self._restart()
-        self.last = self._next()
-        if self.last is None:
+        last = self._next()
+        if last is None:
             raise BackgroundError(f"background video {self.path} has no decodable frames")
+        self.last = last
         self._restart()
 
     def _restart(self) -> None:
@@ -162,6 +163,8 @@ class Clip(Replacement):
             raise BackgroundError(f"background video: {e}") from e
 
     def _next(self) -> np.ndarray | None:
+        if self.reader is None:
+            raise BackgroundError(f"background video {self.path} is not open")
         frame = self.reader.read()
         if frame is None:
             return None

@@ -116,7 +116,7 @@ def light(backdrop: np.ndarray, matte: Matte) -> np.ndarray:
 def _upsample(small: np.ndarray, run: Run, size: tuple[int, int]) -> np.ndarray:
     """The part of ``small`` under ``run``, bilinearly upsampled as a full-frame resize to ``size`` would give it."""
     sx, sy = small.shape[1] / size[0], small.shape[0] / size[1]
-    warp = np.float32([[sx, 0, (run.x0 + 0.5) * sx - 0.5], [0, sy, (run.y0 + 0.5) * sy - 0.5]])
+    warp = np.array([[sx, 0, (run.x0 + 0.5) * sx - 0.5], [0, sy, (run.y0 + 0.5) * sy - 0.5]], dtype=np.float32)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(small, warp, (run.x1 - run.x0, run.y1 - run.y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
@@ -127,7 +127,8 @@ def _blend_run(
     """The blended pixels of one run; with ``wrap`` (light, strength) the backdrop's light tints the edge first."""
     rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
     weights = alpha[rows, columns]
-    inverse = cv2.subtract(1.0, weights)
+    # OpenCV takes a Python number as a Scalar operand; its stubs list only arrays for src1.
+    inverse = cv2.subtract(1.0, weights)  # type: ignore[call-overload]
     person = image[rows, columns]
     if wrap is not None:
         small, strength = wrap

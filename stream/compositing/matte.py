@@ -63,7 +63,7 @@ class MatteMaker:
             mask = (mask >= config.threshold).astype(np.float32)
         work = cv2.resize(mask, self.work_size, interpolation=cv2.INTER_LINEAR)
         brightness = self.guide(image) if config.refine == "edge" or self.temporal.needs_luma else None
-        if config.refine == "edge":
+        if config.refine == "edge" and brightness is not None:  # always read for "edge"
             guide = brightness.astype(np.float32) * np.float32(1.0 / 255.0)
             work = refine_edges(guide, work, radius=config.refine_radius, eps=config.refine_eps)
         work, state = self.temporal(work, brightness, previous)

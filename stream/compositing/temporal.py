@@ -62,6 +62,8 @@ class TemporalFilter:
         """(filtered ``alpha``, next state) for this frame's ``alpha`` and brightness ``luma`` (working size)."""
         if self.mode == "none":
             return alpha, None
+        if luma is None:
+            raise ValueError(f"temporal filter {self.mode!r} needs the frame's brightness (luma)")
         if previous is None or previous.alpha.shape != alpha.shape or self.cut(luma, previous.luma):
             return alpha, TemporalState(alpha, luma)
         out = cv2.add(alpha, cv2.multiply(cv2.subtract(previous.alpha, alpha), self.weight(luma, previous.luma)))

@@ -193,8 +193,8 @@ def _shared_output(config: RunConfig, other: RunConfig) -> str | None:
 
 def _same_http_port(spec: str, other: str) -> bool:
     """Two preview servers on one port cannot both listen."""
-    ports = [re.fullmatch(r"https?://[^/]*?:(\d+)/?.*", s) for s in (spec, other)]
-    return all(ports) and ports[0].group(1) == ports[1].group(1)
+    first, second = (re.fullmatch(r"https?://[^/]*?:(\d+)/?.*", s) for s in (spec, other))
+    return first is not None and second is not None and first.group(1) == second.group(1)
 
 
 def parse_stream(data: Any, index: int) -> StreamConfig:

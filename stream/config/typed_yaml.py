@@ -46,7 +46,7 @@ def convert(value: Any, hint: Any, key: str) -> Any:
             return None
         (inner,) = [o for o in options if o is not type(None)]
         return convert(value, inner, key)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a hint is a class, never an instance
         return build(hint, value, key)
     if origin is tuple:
         items = [value] if isinstance(value, str) else value

@@ -22,7 +22,7 @@ class LatestSlot(Generic[T]):
         self.closed = False
         self._seq = 0
         self._taken_seq = 0
-        self._item: T | None = None
+        self._entry: tuple[int, T] | None = None  # (seq, item) of the newest item
         self._changed = threading.Condition()
 
     @property
@@ -37,8 +37,8 @@ class LatestSlot(Generic[T]):
                 return
             if self._seq > self._taken_seq:
                 self.overwritten += 1
-            self._item = item
             self._seq += 1
+            self._entry = (self._seq, item)
             self._changed.notify_all()
 
     def take(self, after_seq: int, timeout: float | None = None) -> tuple[int, T] | None:
@@ -46,8 +46,10 @@ class LatestSlot(Generic[T]):
         with self._changed:
             if not self._changed.wait_for(lambda: self.closed or self._seq > after_seq, timeout) or self.closed:
                 return None
+            if self._entry is None:  # empty (only a negative after_seq gets here)
+                return None
             self._taken_seq = self._seq
-            return self._seq, self._item
+            return self._entry
 
     def close(self) -> None:
         """Wake every waiting reader with None; later puts are ignored."""

@@ -20,7 +20,15 @@ from backdrop.stream.compositing.backgrounds import Background
 from backdrop.stream.config.run import MaskConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.queues import StageQueue
-from backdrop.stream.core.stages import CaptureStage, InferenceStage, RunCoordinator, SinkStage, Stage, Work
+from backdrop.stream.core.stages import (
+    CaptureStage,
+    InferenceStage,
+    RunCoordinator,
+    SinkStage,
+    Stage,
+    StageContext,
+    Work,
+)
 from backdrop.stream.core.stats import RunStats
 from backdrop.stream.core.steps import Compositor, Infer, choose_layout, conform
 from backdrop.stream.sinks.base import Sink
@@ -133,7 +141,7 @@ class Pipeline:
             return work
 
         infer = Infer(self.segmenter, self.interval)
-        common = {"coordinator": self.coordinator, "stats": self.stats}
+        common: StageContext = {"coordinator": self.coordinator, "stats": self.stats}
         # A live run that falls behind drops frames where they enter, before any work is spent on them; past
         # that the stages wait for each other. Each output drops on its own, so a slow one never stalls the rest.
         to_pre = queue("preprocess", drop=live)
@@ -160,6 +168,8 @@ class Pipeline:
 
     def _composite(self, compositor: Compositor) -> Callable[[Work], Frame]:
         def composite(work: Work) -> Frame:
+            if work.mask is None:
+                raise RuntimeError("composite: a frame reached compositing without a mask")
             output = compositor(work.frame, work.mask)
             self.stats.frames_composited += 1
             return output

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -73,6 +73,13 @@ class RunCoordinator:
             self.finished.notify_all()
 
 
+class StageContext(TypedDict):
+    """What every stage of one run shares, given as ``Stage(..., **context)``."""
+
+    coordinator: RunCoordinator
+    stats: RunStats
+
+
 @dataclass
 class Work:
     """A frame on its way through the pipeline, with what the steps have added to it."""
@@ -85,7 +92,8 @@ class Work:
 class Stage(threading.Thread):
     """A thread that takes items from ``inbox``, calls ``step`` on each and puts the result into ``outboxes``.
 
-    ``limit`` (when given) ends the stage after that many results and asks the run to stop reading.
+    ``limit`` (when given) ends the stage after that many results and asks the run to stop reading. A stage
+    with no ``inbox`` or no ``step`` (capture, inference) has a loop of its own.
     """
 
     def __init__(
@@ -123,12 +131,15 @@ class Stage(threading.Thread):
 
     def loop(self) -> None:
         """Consume until END_OF_STREAM (or the limit), handling each item with the step."""
+        inbox, step = self.inbox, self.step
+        if inbox is None or step is None:
+            raise TypeError(f"stage {self.stage}: the default loop needs an inbox and a step")
         while not self.reached_limit():
-            item = self.inbox.get()
+            item = inbox.get()
             if isinstance(item, EndOfStream):
                 break
             started = time.perf_counter()
-            result = self.step(item)
+            result = step(item)
             self.stats.record(self.stage, time.perf_counter() - started)
             self.done += 1
             if result is not None:
@@ -158,8 +169,21 @@ class CaptureStage(Stage):
     ``conform`` turns each frame into the run's pixel layout; ``first`` was read before any thread started.
     """
 
-    def __init__(self, source: Source, first: Frame, conform: Callable[[Frame], Frame], **kwargs: Any) -> None:
-        super().__init__("capture", source.read, inbox=None, **kwargs)
+    def __init__(
+        self,
+        source: Source,
+        first: Frame,
+        conform: Callable[[Frame], Frame],
+        *,
+        coordinator: RunCoordinator,
+        stats: RunStats,
+        outboxes: list[StageQueue],
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(
+            "capture", None, coordinator=coordinator, stats=stats, inbox=None, outboxes=outboxes, limit=limit
+        )
+        self.read = source.read
         self.first: Frame | None = first
         self.conform = conform
 
@@ -172,7 +196,7 @@ class CaptureStage(Stage):
             if self.reached_limit():
                 break
             started = time.perf_counter()
-            frame = self.step()
+            frame = self.read()
             self.stats.record(self.stage, time.perf_counter() - started)
         self.emit(END_OF_STREAM)
 
@@ -180,20 +204,34 @@ class CaptureStage(Stage):
 class InferenceStage(Stage):
     """Runs the model, batching up to ``batch_size`` frames when several are already waiting."""
 
-    def __init__(self, infer: Callable[[list[np.ndarray]], np.ndarray], batch_size: int, **kwargs: Any) -> None:
-        super().__init__("inference", infer, **kwargs)
+    def __init__(
+        self,
+        infer: Callable[[list[np.ndarray | None]], Sequence[np.ndarray]],
+        batch_size: int,
+        *,
+        coordinator: RunCoordinator,
+        stats: RunStats,
+        inbox: StageQueue,
+        outboxes: list[StageQueue],
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(
+            "inference", None, coordinator=coordinator, stats=stats, inbox=inbox, outboxes=outboxes, limit=limit
+        )
+        self.infer = infer
+        self.works = inbox
         self.batch_size = batch_size
 
     def loop(self) -> None:
         while True:
-            item = self.inbox.get()
+            item = self.works.get()
             if isinstance(item, EndOfStream):
                 break
             batch = [item]
-            while len(batch) < self.batch_size and (extra := self.inbox.get_nowait()) is not None:
+            while len(batch) < self.batch_size and (extra := self.works.get_nowait()) is not None:
                 batch.append(extra)
             started = time.perf_counter()
-            masks = self.step([work.tensor for work in batch])
+            masks = self.infer([work.tensor for work in batch])
             share = (time.perf_counter() - started) / len(batch)
             for work, mask in zip(batch, masks, strict=True):
                 self.stats.record(self.stage, share)
@@ -205,8 +243,24 @@ class InferenceStage(Stage):
 class SinkStage(Stage):
     """Writes frames to one sink, up to ``limit``."""
 
-    def __init__(self, sink: Sink, **kwargs: Any) -> None:
-        super().__init__(f"write:{sink.describe()}", self._write, outboxes=[], **kwargs)
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        coordinator: RunCoordinator,
+        stats: RunStats,
+        inbox: StageQueue,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(
+            f"write:{sink.describe()}",
+            self._write,
+            coordinator=coordinator,
+            stats=stats,
+            inbox=inbox,
+            outboxes=[],
+            limit=limit,
+        )
         self.sink = sink
 
     def _write(self, frame: Frame) -> None:

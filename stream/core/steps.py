@@ -72,6 +72,8 @@ class Infer:
         for tensor in tensors:
             if tensor is not None:
                 self._latest = next(inferred)
+            if self._latest is None:  # the first frame is always inferred (interval counts from it)
+                raise RuntimeError("inference: a skipped frame came before any inferred one")
             masks.append(self._latest)
         return masks
 

@@ -81,6 +81,8 @@ class BatchingSegmenter(Segmenter):
                 raise BatcherClosed("the shared model is shut down")
         if request.error is not None:
             raise request.error
+        if request.masks is None:  # a worker sets the masks or the error before it sets done
+            raise RuntimeError("the shared model finished a request without masks")
         return request.masks
 
     def stats(self) -> dict[str, float]:

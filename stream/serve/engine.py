@@ -75,7 +75,7 @@ class LocalEngine:
                 f"({', '.join(PARALLEL_RUNTIMES)}), not {loaded.name}"
             )
         self._model = loaded
-        self._batcher = BatchingSegmenter(
+        self._batcher = batcher = BatchingSegmenter(
             loaded,
             batch_size=model.batch_size,
             wait_s=options.batch_wait_ms / 1000.0,
@@ -83,14 +83,14 @@ class LocalEngine:
         )
         with self._lock:
             for stream in self.config.streams:
-                self._launch(stream)
+                self._launch(stream, batcher)
 
     def add(self, stream: StreamConfig) -> None:
         """Start one more stream; ConfigError when its name is taken or its outputs clash with another stream's."""
         with self._lock:
             self.config = self.config.with_stream(stream)
             if self._batcher is not None:
-                self._launch(stream)
+                self._launch(stream, self._batcher)
 
     def remove(self, name: str) -> None:
         """Stop one stream (its outputs are closed properly) and forget it."""
@@ -134,11 +134,11 @@ class LocalEngine:
                 return False
         return True
 
-    def _launch(self, stream: StreamConfig) -> None:
+    def _launch(self, stream: StreamConfig, batcher: BatchingSegmenter) -> None:
         runner = StreamRunner(
             stream.name,
             stream.apply(self.config.defaults),
-            self._batcher,
+            batcher,
             self.config.serve,
             max_frames=self.max_frames,
             config_path=self.config.path,

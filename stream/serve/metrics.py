@@ -39,15 +39,15 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         streams = self.engine.streams()
         for key, name, help_text in GAUGES:
-            family = GaugeMetricFamily(name, help_text, labels=["stream"])
+            gauge = GaugeMetricFamily(name, help_text, labels=["stream"])
             for stream in streams:
-                family.add_metric([stream.name], getattr(stream, key))
-            yield family
+                gauge.add_metric([stream.name], getattr(stream, key))
+            yield gauge
         for key, name, help_text in COUNTERS:
-            family = CounterMetricFamily(name, help_text, labels=["stream"])
+            counter = CounterMetricFamily(name, help_text, labels=["stream"])
             for stream in streams:
-                family.add_metric([stream.name], getattr(stream, key))
-            yield family
+                counter.add_metric([stream.name], getattr(stream, key))
+            yield counter
         state = GaugeMetricFamily(
             "backdrop_stream_state", "1 for the stream's current state", labels=["stream", "state"]
         )

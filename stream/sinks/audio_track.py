@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 
 from backdrop.errors import SinkError
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
 
 
 class AudioTrack:
@@ -36,28 +40,31 @@ class AudioTrack:
         else:
             context = self.input_stream.codec_context
             self.stream = output.add_stream("aac", rate=context.sample_rate, layout=context.layout)
-        self.packets: Iterator[av.Packet] = self.input.demux(self.input_stream)
-        self.pending: av.Packet | None = None
+        self.packets: Iterator[av.Packet[AudioStream]] = self.input.demux(self.input_stream)
+        self.pending: tuple[av.Packet[AudioStream], int] | None = None  # (packet, its pts)
 
     def mux_until(self, until_s: float, origin_s: float) -> None:
         """Write every packet that starts before ``until_s`` (source clock), shifted back by ``origin_s``."""
-        while (packet := self._next()) is not None:
-            if packet.pts * packet.time_base >= until_s:
+        while (pending := self._next()) is not None:
+            packet, pts = pending
+            if pts * packet.time_base >= until_s:
                 return
             self.pending = None
             shift = round(origin_s / packet.time_base)
             if self.copy:
-                packet.pts -= shift
+                packet.pts = pts - shift
                 packet.dts = None if packet.dts is None else packet.dts - shift
                 packet.stream = self.stream
                 self._mux([packet])
             else:
                 for frame in self._decode(packet):
+                    if frame.pts is None:
+                        raise SinkError(f"the audio of {self.input.name} decoded to a frame without a timestamp")
                     frame.pts -= shift
                     self._mux(self.stream.encode(frame))
 
     @staticmethod
-    def _decode(packet: av.Packet) -> list[av.AudioFrame]:
+    def _decode(packet: av.Packet[AudioStream]) -> list[av.AudioFrame]:
         """The packet's audio, or none where it is damaged: a glitch in the sound is no reason to stop the video."""
         try:
             return packet.decode()
@@ -67,17 +74,23 @@ class AudioTrack:
     def _mux(self, packets: list[av.Packet]) -> None:
         """Mux the packets that end after 0: audio before the first frame, and an encoder's priming packet, would
         need negative times, which a fragmented MP4 can only take by shifting every other packet."""
-        self.output.mux([packet for packet in packets if packet.pts + max(packet.duration or 0, 1) > 0])
+        kept = []
+        for packet in packets:
+            if packet.pts is None:
+                raise SinkError("the audio encoder gave a packet without a timestamp")
+            if packet.pts + max(packet.duration or 0, 1) > 0:
+                kept.append(packet)
+        self.output.mux(kept)
 
-    def _next(self) -> av.Packet | None:
-        """The pending packet, else the next one with a timestamp; None at the end or where the audio is damaged."""
+    def _next(self) -> tuple[av.Packet[AudioStream], int] | None:
+        """(packet, pts): the pending one, else the next with a pts; None at the end or where the audio is damaged."""
         while self.pending is None:
             try:
                 packet = next(self.packets)
             except (StopIteration, av.error.FFmpegError):
                 return None
             if packet.pts is not None:
-                self.pending = packet
+                self.pending = (packet, packet.pts)
         return self.pending
 
     def flush(self) -> None:

@@ -68,7 +68,7 @@ class PngFolderSink(Sink):
         if not encoded:
             raise SinkError(f"encoding {path} failed")
         try:
-            partial.write_bytes(data)
+            partial.write_bytes(data.tobytes())
             os.replace(partial, path)
         except OSError as e:
             partial.unlink(missing_ok=True)

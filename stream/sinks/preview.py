@@ -227,7 +227,9 @@ class PreviewHandler(GuardedHandler):
     preview: PreviewSink
 
     def setup(self) -> None:
-        self.timeout = REQUEST_TIMEOUT_S  # read here, not at import, so a test can shorten it
+        # Read here, not at import, so a test can shorten it. typeshed declares the attribute a ClassVar, but
+        # StreamRequestHandler.setup reads it through self, so this instance's value is the one it uses.
+        self.timeout = REQUEST_TIMEOUT_S  # type: ignore[misc]
         super().setup()
 
     def get(self) -> None:

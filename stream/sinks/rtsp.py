@@ -122,6 +122,8 @@ class RtspSink(Sink):
                 connection.finish()
 
     def _connect(self) -> _Connection:
+        if self._geometry is None:
+            raise SinkError(f"{self.describe()} is not open")
         width, height, fps = self._geometry
         try:
             connection = _Connection(self.url, self.timeout_s, width, height, fps, self.gop_s)

@@ -67,10 +67,15 @@ class Place:
 
     def same(self, other: Place) -> bool:
         """True when both are one path, or one is a pattern that can expand to the other (two patterns: equal)."""
-        if (self.pattern is None) != (other.pattern is None):
-            pattern, path = (self.pattern, other) if self.pattern else (other.pattern, self)
-            return any(pattern.fullmatch(name) for name in (path.real, os.path.abspath(path.name)))
+        if self.pattern is not None and other.pattern is None:
+            return other.expands(self.pattern)
+        if other.pattern is not None and self.pattern is None:
+            return self.expands(other.pattern)
         return self.real == other.real or (self.inode is not None and self.inode == other.inode)
+
+    def expands(self, pattern: re.Pattern[str]) -> bool:
+        """True when ``pattern`` (another place's) can expand to this path."""
+        return any(pattern.fullmatch(name) for name in (self.real, os.path.abspath(self.name)))
 
 
 def is_path_output(spec: str) -> bool:
@@ -81,11 +86,12 @@ def is_path_output(spec: str) -> bool:
 def read_places(config: RunConfig, config_path: Path | None) -> list[Place]:
     """What the run reads from disk: the source file or folder, the background file, the config file."""
     source, background = config.source.uri, config.background
-    candidates = [
+    candidates: list[tuple[str, str | Path, bool]] = [
         ("the source", source, os.path.isfile(source) or os.path.isdir(source)),
         ("the background", background, os.path.isfile(background)),
-        ("the config file", config_path, config_path is not None and os.path.isfile(config_path)),
     ]
+    if config_path is not None:
+        candidates.append(("the config file", config_path, os.path.isfile(config_path)))
     return [Place.of(role, name) for role, name, on_disk in candidates if on_disk]
 
 

@@ -61,6 +61,14 @@ def is_video_file(spec: str) -> bool:
     return "://" not in spec and Path(spec).suffix.lower() in CONTAINERS
 
 
+def _video_stream(container: av.container.OutputContainer, codec: str, rate: Fraction) -> av.video.stream.VideoStream:
+    """A new stream of ``container`` encoded with video ``codec``."""
+    stream = container.add_stream(codec, rate=rate)
+    if not isinstance(stream, av.video.stream.VideoStream):
+        raise SinkError(f"{codec} is not a video codec")
+    return stream
+
+
 class VideoFileSink(Sink):
     """Encodes frames into one video file at their own timestamps, with the audio of ``audio_from`` if given."""
 
@@ -114,11 +122,11 @@ class VideoFileSink(Sink):
             )
             if self.alpha:
                 codec, pix_fmt = ALPHA_CODECS[self.path.suffix.lower()]
-                self.stream = self.container.add_stream(codec, rate=rate)
+                self.stream = _video_stream(self.container, codec, rate)
             else:
                 codec, pix_fmt = "libx264", "yuv420p"
-                self.stream = self.container.add_stream(codec, rate=rate)
-                options = {"preset": self.encoder.preset, "crf": str(self.encoder.crf)}
+                self.stream = _video_stream(self.container, codec, rate)
+                options: dict[str, object] = {"preset": self.encoder.preset, "crf": str(self.encoder.crf)}
                 if self.encoder.tune:
                     options["tune"] = self.encoder.tune
                 self.stream.options = options

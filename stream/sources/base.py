@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import TypeVar
 
 from backdrop.pixels import BGR
 from backdrop.stream.core.frame import Frame
+
+SourceT = TypeVar("SourceT", bound="Source")
 
 
 class Source(ABC):
@@ -66,7 +69,7 @@ class Source(ABC):
         """A human name for logs and errors, with any credentials masked."""
         return type(self).__name__
 
-    def __enter__(self) -> Source:
+    def __enter__(self: SourceT) -> SourceT:
         self.open()
         return self
 

@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-DEFAULT_PHOTO = Path(str(resources.files("backdrop").joinpath("assets", "astronaut.jpg")))
+DEFAULT_PHOTO = Path(str(resources.files("backdrop") / "assets" / "astronaut.jpg"))
 STAMP_BITS = 12  # frame indices up to 4095
 SWAY_PX = 0.03  # horizontal sway of the person, as a fraction of the frame height
 

@@ -283,7 +283,7 @@ class NetworkSource(Source):
             log.info(
                 "%s: a file of %.1f s, read once at the pipeline's pace",
                 self.describe(),
-                container.duration / av.time_base,
+                (container.duration or 0) / av.time_base,  # known: only a file with a duration is adopted
             )
             self._changed.notify_all()
             return True
@@ -309,6 +309,7 @@ class NetworkSource(Source):
         except Exception as e:  # the top of a thread: every failure becomes a reason to reconnect (or a fatal error)
             self._end(generation, e)
             return
+        owned = True  # closed here unless read() adopts it
         try:
             if not container.streams.video:
                 raise SourceError("no video stream")
@@ -317,7 +318,7 @@ class NetworkSource(Source):
             if self._size is None and _is_finite(container):
                 container.seek(0)  # nobuffer dropped the packets read while probing: rewind to the first frame
                 if self._adopt(generation, container, fps):
-                    container = None  # read() owns it now
+                    owned = False  # read() owns it now
                 return
             for packet in container.demux(stream):
                 for frame in packet.decode():
@@ -329,7 +330,7 @@ class NetworkSource(Source):
         except Exception as e:
             self._end(generation, e)
         finally:
-            if container is not None:
+            if owned:
                 container.close()
 
     def _options(self) -> dict[str, str]:
@@ -352,6 +353,8 @@ class NetworkSource(Source):
 
     def _image(self, frame: av.VideoFrame) -> np.ndarray:
         """The decoded frame in the source's layout and size (a no-op reformat when it already matches)."""
+        if self._size is None:
+            raise SourceError(f"{self.describe()}: a frame came before the stream's size was fixed")
         width, height = self._size
         return frame.to_ndarray(format=AV_FORMATS[self._layout], width=width, height=height)
 
@@ -363,7 +366,7 @@ class NetworkSource(Source):
             if self._size is None:
                 self._fix_geometry(frame.width, frame.height, frame.format.name)
                 self._fps = fps
-                log.info("%s: connected, %dx%d at %.3g fps", self.describe(), *self._size, fps)
+                log.info("%s: connected, %dx%d at %.3g fps", self.describe(), frame.width, frame.height, fps)
         image = self._image(frame)  # outside the lock: the watchdog never waits for a conversion
         with self._changed:
             if self._generation != generation or self._stop.is_set():

@@ -38,6 +38,7 @@ class TestSource(Source):
             )
         self.width, self.height, self._fps, self.frames, self.live = width, height, fps, frames, live
         self.index = 0
+        self.canvas: np.ndarray | None = None  # drawn by open()
 
     @classmethod
     def from_spec(cls, spec: str, *, fps: float = 30.0) -> TestSource:
@@ -71,6 +72,8 @@ class TestSource(Source):
     def read(self) -> Frame | None:
         if self.frames is not None and self.index >= self.frames:
             return None
+        if self.canvas is None:
+            raise SourceError(f"{self.describe()} is not open")
         if self.live:  # behave like a camera: a frame becomes available every 1/fps seconds
             delay = self.started + self.index / self._fps - time.monotonic()
             if delay > 0:

@@ -69,11 +69,11 @@ class VideoFileSource(Source):
             self._expected = stream.frames
         elif self.container.duration:
             self._expected = round(self.container.duration / av.time_base * self._fps)
-        self._frames = self._decode(stream)
+        self._frames = self._decode(self.container, stream)
 
-    def _decode(self, stream: av.video.stream.VideoStream) -> Iterator[Frame]:
+    def _decode(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[Frame]:
         """Yield every decodable frame; count bad packets; stop (recording why) when demuxing fails."""
-        packets = self.container.demux(stream)
+        packets = container.demux(stream)
         while True:
             try:
                 packet = next(packets)

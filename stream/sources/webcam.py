@@ -65,7 +65,7 @@ def mode_requests(asked: WebcamMode) -> list[tuple[int, float]]:
     """The capture properties to set for ``asked``, in the order V4L2 needs: FourCC, then size, then rate."""
     requests: list[tuple[int, float]] = []
     if asked.pixel_format:
-        requests.append((cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter_fourcc(*asked.pixel_format))))
+        requests.append((cv2.CAP_PROP_FOURCC, float(cv2.VideoWriter.fourcc(*asked.pixel_format))))
     if asked.width and asked.height:
         requests += [(cv2.CAP_PROP_FRAME_WIDTH, float(asked.width)), (cv2.CAP_PROP_FRAME_HEIGHT, float(asked.height))]
     if asked.fps:
@@ -155,6 +155,7 @@ class WebcamSource(Source):
         log.info(mode_report(self.describe(), self.granted, self.mode))
 
     def read(self) -> Frame | None:
+        image: np.ndarray | None
         if self._first is not None:
             image, self._first = self._first, None
         else:
@@ -255,9 +256,12 @@ class WebcamSource(Source):
 
     def _conformed(self, image: np.ndarray) -> np.ndarray:
         """A reopened camera may grant another size; sinks keep the geometry of the first frame."""
-        if self.granted is None or (image.shape[1], image.shape[0]) == (self.granted.width, self.granted.height):
+        granted = self.granted
+        if granted is None or (image.shape[1], image.shape[0]) == (granted.width, granted.height):
             return image
-        return cv2.resize(image, (self.granted.width, self.granted.height), interpolation=cv2.INTER_AREA)
+        if granted.width is None or granted.height is None:  # a granted mode always has the frame's size
+            raise SourceError(f"webcam {self.describe()}: granted mode {granted.describe()} has no size")
+        return cv2.resize(image, (granted.width, granted.height), interpolation=cv2.INTER_AREA)
 
     def _release(self) -> None:
         if self.capture is not None:
