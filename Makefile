@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MEDIAPIPE_WHEEL_DIR := .cache/mediapipe
+# MediaPipe's own interpreter, for the test that Backdrop's masks agree with MediaPipe's loop (tests/test_resampling.py).
+MEDIAPIPE_VENV := .cache/mpvenv
 # Debian packages the tests use: GStreamer's RTSP server (relay), ffmpeg/ffprobe, Chromium, Xvfb, xdotool.
 APT_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg chromium xvfb xdotool
 
-.PHONY: install system-deps fetch-mediapipe demo test test-fast lint bench weights clean
+.PHONY: install system-deps fetch-mediapipe mediapipe-env demo test test-fast lint bench weights clean
 
 install: $(VENV)/.installed
 
@@ -28,21 +30,38 @@ fetch-mediapipe: install
 	@ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl >/dev/null 2>&1 || \
 		$(PY) -m pip download -q --no-deps --only-binary=:all: mediapipe==0.10.14 -d $(MEDIAPIPE_WHEEL_DIR)
 
+# mediapipe pins numpy < 2, so it gets a venv of its own, never $(VENV). Only what its selfie segmentation imports
+# (not its jax, jaxlib, sounddevice, opencv-contrib-python); OpenCV 4.10, as the wheel links, decodes the same frames.
+mediapipe-env: $(MEDIAPIPE_VENV)/.installed
+
+$(MEDIAPIPE_VENV)/.installed: | fetch-mediapipe
+	rm -rf $(MEDIAPIPE_VENV)
+	$(PY) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q "numpy<2" "protobuf>=4.25.3,<5" absl-py "attrs>=19.1.0" \
+		"flatbuffers>=2.0" matplotlib opencv-python-headless==4.10.0.84
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q --no-deps $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
+	$(MEDIAPIPE_VENV)/bin/python -c "import mediapipe as mp; mp.solutions.selfie_segmentation.SelfieSegmentation"
+	touch $@
+
 # The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred.
 demo: install
 	$(PY) -m backdrop.stream.sources.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 	$(VENV)/bin/backdrop run --config configs/file.yaml --source out/demo_input.mp4 --background blur:31 \
 		--output out/demo.mp4 --stats-json out/demo_stats.json
 
-test: install system-deps fetch-mediapipe
-	$(VENV)/bin/pytest -q
+# The tests check MediaPipe's own loop with MediaPipe's interpreter (tests/test_resampling.py).
+TEST_ENV := BACKDROP_MEDIAPIPE_PYTHON=$(abspath $(MEDIAPIPE_VENV))/bin/python
 
-test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow"
+test: install system-deps fetch-mediapipe mediapipe-env
+	$(TEST_ENV) $(VENV)/bin/pytest -q
+
+test-fast: install system-deps fetch-mediapipe mediapipe-env
+	$(TEST_ENV) $(VENV)/bin/pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) .ci/typecheck.py
 
 # Regenerates benchmarks/results/ (JSON, Markdown, plots) and the README's Performance tables.
 bench: install

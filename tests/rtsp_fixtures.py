@@ -20,6 +20,7 @@ from backdrop.benchmarks.rtsp_servers import HOST, LineWatcher, Publisher, Relay
 from backdrop.pixels import to_bgr
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
+from backdrop.stream.sources.base import Source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,23 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.1f} s waiting for {what}")
         idle.wait(interval)
+
+
+def read_within(source: Source, timeout: float, what: str) -> Frame:
+    """``source.read()`` on a helper thread; fails the test naming ``what`` if no frame came within ``timeout`` s.
+
+    A live source's read blocks for as long as the stream is away: bounded here, so a stream that never comes
+    back fails this test instead of stalling the suite (the caller closes the source, which ends the read).
+    """
+    frames: list[Frame | None] = []
+    reader = threading.Thread(target=lambda: frames.append(source.read()), name="read-within", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        pytest.fail(f"timed out after {timeout:.1f} s waiting for {what}")
+    if frames[0] is None:
+        pytest.fail(f"the source ended while waiting for {what}")
+    return frames[0]
 
 
 def free_port() -> int:
@@ -131,7 +149,7 @@ class FrameFeeder:
 @pytest.fixture
 def relay() -> Iterator[Relay]:
     if not relay_available():
-        pytest.skip("GStreamer RTSP server missing: apt-get install python3-gi gir1.2-gst-rtsp-server-1.0")
+        pytest.fail("GStreamer RTSP server missing: run `make system-deps` (`make test` does)")
     server = Relay().start()
     yield server
     server.stop()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from clips import error_lines, run_cli
-from cross_site import CHROMIUM, Post, attack
+from cross_site import Post, attack
 from rtsp_fixtures import wait_until
 
 from backdrop.errors import ConfigError
@@ -88,7 +88,7 @@ def one_line_error(status_body: tuple[int, Any], status: int) -> str:
     return body["error"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+@pytest.mark.usefixtures("chromium")
 def test_a_page_of_another_site_cannot_add_a_stream(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="backdrop")
     target = tmp_path / "owned.mp4"
@@ -219,7 +219,7 @@ def test_malformed_requests_are_refused_in_one_line_without_tracebacks(
 def test_idle_connections_are_closed_after_the_deadline_and_free_their_handlers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(GuardedHandler, "timeout", 0.5)
+    monkeypatch.setattr(GuardedHandler, "timeout", 2.0)  # long enough that all three are accepted within it
     with served(serve_data(), max_handlers=2) as (api, _):
         started = time.monotonic()
         idle = [socket.create_connection(("127.0.0.1", api.port), timeout=5) for _ in range(3)]  # one more than fit
@@ -228,10 +228,10 @@ def test_idle_connections_are_closed_after_the_deadline_and_free_their_handlers(
         finally:
             for client in idle:
                 client.close()
-        assert time.monotonic() - started < 3.0  # the deadline, not the default 10 s and not never
+        assert time.monotonic() - started < 8.0  # the 2 s deadline, not the default 10 s and not never
         busy = b"HTTP/1.0 503 Service Unavailable"
         assert sorted(reply.split(b"\r\n", 1)[0] for reply in replies) == [b"", b"", busy]
-        wait_until(lambda: call(api, "GET")[0] == 200, 3.0, "a well-formed request to be answered again")
+        wait_until(lambda: call(api, "GET")[0] == 200, 30, "a well-formed request to be answered again")
 
 
 def test_api_streams_write_publish_and_listen_only_where_the_serve_options_allow(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ import cv2
 import numpy as np
 import pytest
 from clips import decode, error_lines, run_cli
+from conftest import Unprivileged
 
 from backdrop.benchmarks.rtsp_servers import LineWatcher, stop_process
+from backdrop.cli import main
 from backdrop.stream.sources.demo_clip import read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,6 +186,28 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.startswith("backdrop: error:") and message in err and "Traceback" not in err
     leftovers = {p.name for p in tmp_path.rglob("*")} - {"notes.mp4", "empty"}
     assert leftovers == set(), f"left behind: {leftovers}"
+
+
+def test_an_unwritable_stats_path_is_one_line_and_exit_2_before_the_run(
+    unprivileged: Unprivileged, stamped_clip: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user the modes bind: nobody where the tests run as root (as in CI), since root writes anywhere."""
+    folder = unprivileged.folder
+    shutil.copy(stamped_clip, folder / "clip.mp4")
+    (folder / "locked").mkdir()
+    unprivileged.own(folder / "clip.mp4", folder / "locked")
+    (folder / "locked").chmod(0o555)
+    args = ["run", "--source", "clip.mp4", "--output", "out.mp4", "--runtime", "onnxruntime", "--no-progress",
+            "--stats-json"]  # fmt: skip
+    # first the same refusal here, for a missing folder: it imports all the refusal needs, as nobody may not read
+    # this interpreter's own library (a pyenv under /root)
+    monkeypatch.chdir(folder)
+    assert run_cli(capsys, *args, "nope/stats.json") == (
+        2, "backdrop: error: cannot write stats to nope/stats.json: folder nope does not exist\n"
+    )  # fmt: skip
+    code, err = unprivileged.call(lambda: main([*args, "locked/stats.json"]))
+    assert (code, err) == (2, "backdrop: error: cannot write stats to locked/stats.json: permission denied\n")
+    assert sorted(path.name for path in folder.rglob("*")) == ["clip.mp4", "locked"]  # refused before writing
 
 
 def tiny_video(path: Path, width: int, height: int) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from backdrop.errors import BackgroundError, ConfigError, SourceError
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.config.run import RunConfig, load_config, parse_config, with_overrides
 from backdrop.stream.config.typed_yaml import MAX_CONFIG_BYTES, bundled_configs
+from backdrop.stream.core import assemble
 from backdrop.stream.sources.testsrc import TestSource
 
 CONFIGS = sorted(
@@ -173,12 +173,11 @@ def _fifo(tmp_path: Path) -> Path:
     ],
     ids=["yaml", "utf8", "size", "digits", "nesting", "nul", "dev-zero", "fifo", "folder", "missing"],
 )
+@pytest.mark.timeout(60)  # "at once": opening the FIFO or reading /dev/zero to its end would never return
 def test_unreadable_config_is_one_line_at_once(tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
     path = make(tmp_path)
-    started = time.monotonic()
     with pytest.raises(ConfigError) as error:
         load_config(path)
-    assert time.monotonic() - started < 2
     assert str(error.value).startswith(message.format(path))
     assert "\n" not in str(error.value)
 
@@ -248,12 +247,14 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("config", "expected"), [("/dev/zero", "is not a regular file"), ("nowhere", "bundled configs: default")]
 )
+@pytest.mark.timeout(60)  # reading /dev/zero to its end would never return
 def test_cli_config_path_errors_are_prompt(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, expected: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    started = time.monotonic()
+    opened: list[object] = []
+    monkeypatch.setattr(assemble, "open_pipeline", lambda *args, **kwargs: opened.append(args))
     code, err = run_cli(capsys, "run", "--config", config)
-    assert time.monotonic() - started < 5
+    assert opened == []  # prompt: the config's error comes before the model, the source or an output is opened
     assert code == 2 and error_lines(err) == [line for line in err.splitlines() if line]
     assert len(error_lines(err)) == 1 and expected in err

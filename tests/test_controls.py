@@ -187,7 +187,7 @@ def test_compose_only_copies_a_snapshot_and_a_writer_thread_saves_it(tmp_path: P
     image = picture()
     started = time.monotonic()
     assert background.compose(image, background_only()) is image
-    assert time.monotonic() - started < 2  # the write is held up, compose is not
+    assert time.monotonic() - started < 20  # the write is held up forever, compose is not (a failure bound)
     image[:] = 0  # the pipeline reuses the frame's buffer
     assert disk.entered.wait(5) and not list(tmp_path.glob("snapshot-*.png"))
     disk.released.set()
@@ -227,7 +227,7 @@ def test_closing_does_not_wait_for_a_hung_disk(
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="backdrop.stream.core.live_controls"):
         writer.close()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 10  # the disk never answers: close gives up (a failure bound)
     assert [record.getMessage() for record in caplog.records] == [
         "snapshots still being written after 0.2 s are left unfinished"
     ]

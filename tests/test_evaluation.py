@@ -7,8 +7,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-pytest.importorskip("sklearn", reason="evaluation needs the [train] extra")
 from sklearn.metrics import f1_score, jaccard_score, precision_score, recall_score
 from training_data import make_samples, write_dataset
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 from photos import photo_batch
 
 from backdrop.model.contract import resolve_model
-
-pytest.importorskip("tensorflow", reason="export needs the [keras] extra")
-import onnx
-import onnxruntime as ort
-from ai_edge_litert.interpreter import Interpreter
-
 from backdrop.model.export import ONNX_OPSET, export_onnx, export_tflite
 from backdrop.model.keras_io import load_keras_model
 

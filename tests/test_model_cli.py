@@ -33,7 +33,6 @@ def onnx_masks(path, batch) -> np.ndarray:
 
 
 def test_import_regenerates_the_shipped_model(tmp_path):
-    pytest.importorskip("tensorflow", reason="import needs the [keras] extra")
     result = backdrop(
         "model", "import", "--wheel", str(mediapipe_wheel()), "--variant", "general", "--out", str(tmp_path)
     )
@@ -48,7 +47,6 @@ def test_import_regenerates_the_shipped_model(tmp_path):
 
 
 def test_export_onnx_and_fp16_tflite_from_the_command_line(tmp_path):
-    pytest.importorskip("tensorflow", reason="export needs the [keras] extra")
     for fmt, name in (("onnx", "m.onnx"), ("tflite-fp16", "m.fp16.tflite")):
         result = backdrop("model", "export", "--model", "landscape", "--format", fmt, "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
@@ -58,7 +56,6 @@ def test_export_onnx_and_fp16_tflite_from_the_command_line(tmp_path):
 
 
 def test_export_tensorrt_without_tensorrt_is_a_clear_error(tmp_path):
-    pytest.importorskip("tensorflow")  # keep the environment that CI has
     result = backdrop("model", "export", "--format", "tensorrt", "--out", str(tmp_path / "m.engine"))
     if result.returncode == 0:
         pytest.skip("TensorRT is installed here")

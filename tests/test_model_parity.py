@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from photos import photo_batch
-
-pytest.importorskip("tensorflow", reason="parity needs the [keras] extra")
 from ai_edge_litert.interpreter import Interpreter
+from photos import photo_batch
 
 from backdrop.errors import ModelError
 from backdrop.model.architecture import VARIANT_INPUT_SIZES, SegmenterBuilder

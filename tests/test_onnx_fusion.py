@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import pytest
-
-pytest.importorskip("onnx", reason="ONNX fusion needs the [keras] extra")
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from backdrop.model.contract import resolve_model

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from clips import CLIP_FRAMES, decode, run_cli
 from photos import ASSETS
+from rtsp_fixtures import wait_until
 
 from backdrop.errors import SourceError
 from backdrop.pixels import BGR
@@ -27,6 +28,7 @@ from backdrop.stream.sources.testsrc import TestSource
 from backdrop.stream.sources.video_file import VideoFileSource
 
 GREEN = (0, 255, 0)
+EVENT_TIMEOUT_S = 60.0  # how long a test waits for an event before failing: a failure bound, not a measurement
 
 
 def model_alpha(segmenter, image: np.ndarray) -> np.ndarray:
@@ -203,35 +205,98 @@ def make_pipeline(source, segmenter, sinks, **kwargs) -> Pipeline:
     return Pipeline(source, segmenter, background, sinks, mask=MaskConfig(refine="none"), **kwargs)
 
 
-def test_fast_live_source_into_slow_stage_drops_to_bound_latency(segmenter) -> None:
-    source = CountingSource(width=160, height=120, fps=250.0, live=True)
-    sink = RecordingSink(delay_s=0.04)
-    stats = make_pipeline(source, segmenter, [sink], queue_size=2, max_frames=25).run()
-    assert stats["frames_out"] == 25 and len(sink.indices) == 25
-    assert stats["dropped"] > 0 and stats["frames_in"] > 2 * stats["frames_out"]
-    assert sink.indices == sorted(sink.indices)  # drops never reorder
-    assert sink.stats_seen and {"frames_out", "dropped", "reconnects", "latency_ms"} <= set(sink.stats_seen[-1])
-    # a frame waits at most for the few queue slots ahead of it, each drained at the slowest stage's pace
-    slowest_ms = max(times["p95_ms"] for times in stats["stages"].values())
-    stages, queue_slots = 5, 2
-    assert stats["latency_ms"]["p95"] <= stages * (queue_slots + 1) * slowest_ms
+class HeldSink(RecordingSink):
+    """A sink that cannot keep up, made exact: after its first frame it waits until the test ``release``s it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()  # set while the first frame's write waits
+        self.release = threading.Event()
+
+    def write(self, frame: Frame) -> None:
+        super().write(frame)
+        if len(self.indices) == 1:
+            self.holding.set()
+            self.release.wait(EVENT_TIMEOUT_S)
 
 
-class SlowModel:
-    """The real model slowed down: a stand-in for inference that cannot keep up with the camera."""
+class HeldModel:
+    """Inference that cannot keep up with the camera, made exact: the first call waits for ``release``."""
 
-    def __init__(self, inner, delay_s: float) -> None:
-        self.inner, self.delay_s = inner, delay_s
-        self.contract = inner.contract
+    def __init__(self, inner) -> None:
+        self.inner, self.contract = inner, inner.contract
+        self.holding = threading.Event()
+        self.release = threading.Event()
 
     def segment(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(self.delay_s)  # simulated work, not synchronisation
+        if not self.holding.is_set():
+            self.holding.set()
+            self.release.wait(EVENT_TIMEOUT_S)
         return self.inner.segment(batch)
+
+
+def run_in_background(pipeline: Pipeline) -> tuple[threading.Thread, dict]:
+    """``pipeline.run()`` on a thread; the dict receives its stats, or the error it raised."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["stats"] = pipeline.run()
+        except BaseException as e:
+            outcome["error"] = e
+
+    runner = threading.Thread(target=run, name="pipeline-under-test", daemon=True)
+    runner.start()
+    return runner, outcome
+
+
+def finished(runner: threading.Thread, outcome: dict) -> dict:
+    runner.join(EVENT_TIMEOUT_S)
+    assert not runner.is_alive(), "the pipeline did not finish"
+    assert "error" not in outcome, outcome.get("error")
+    return outcome["stats"]
+
+
+def test_fast_live_source_into_slow_stage_drops_to_bound_latency(segmenter) -> None:
+    stages, queue_slots = 5, 2
+    source = CountingSource(width=160, height=120, fps=250.0, live=True)
+    sink = HeldSink()
+    pipeline = make_pipeline(source, segmenter, [sink], queue_size=queue_slots, max_frames=25)
+    runner, outcome = run_in_background(pipeline)
+    try:
+        assert sink.holding.wait(EVENT_TIMEOUT_S), "no frame reached the sink"
+        # the camera goes on while the output is stuck: far more frames than the pipeline has room for
+        wait_until(
+            lambda: pipeline.stats.frames_in >= 100 and sink.stats_seen,
+            EVENT_TIMEOUT_S,
+            "frames while the sink is held",
+        )
+        captured = pipeline.stats.frames_in  # frames numbered below this were read while the sink was held
+    finally:
+        sink.release.set()
+    stats = finished(runner, outcome)
+    assert stats["frames_out"] == 25 and len(sink.indices) == 25
+    assert sink.indices == sorted(sink.indices)  # drops never reorder
+    assert sink.stats_seen and {"frames_out", "dropped", "reconnects", "latency_ms"} <= set(sink.stats_seen[-1])
+    # Latency is bounded in frames: once the sink goes on, only the frames that fit in the pipeline's slots
+    # (a queue's and a stage's for each stage) are older than the release; every other one held up was dropped.
+    held_up = [index for index in sink.indices[1:] if index < captured]
+    assert len(held_up) <= stages * (queue_slots + 1), (held_up, captured)
+    assert stats["dropped"] >= captured - 1 - stages * (queue_slots + 1)
 
 
 def test_a_live_run_that_falls_behind_drops_frames_before_working_on_them(segmenter) -> None:
     source = CountingSource(width=160, height=120, fps=250.0, live=True)
-    stats = make_pipeline(source, SlowModel(segmenter, 0.03), [RecordingSink()], queue_size=2, max_frames=20).run()
+    model = HeldModel(segmenter)
+    pipeline = make_pipeline(source, model, [RecordingSink()], queue_size=2, max_frames=20)
+    runner, outcome = run_in_background(pipeline)
+    try:
+        assert model.holding.wait(EVENT_TIMEOUT_S), "no frame reached the model"
+        # more frames than the queue and the stage before the model hold
+        wait_until(lambda: pipeline.stats.frames_in >= 20, EVENT_TIMEOUT_S, "frames while inference is held")
+    finally:
+        model.release.set()
+    stats = finished(runner, outcome)
     assert stats["frames_out"] == 20 and stats["drops"]["queue:preprocess"] > 0  # dropped on the way in
     # never after preprocessing or inference: past the entrance the stages wait for each other
     assert stats["drops"]["queue:inference"] == 0 and stats["drops"]["queue:composite"] == 0

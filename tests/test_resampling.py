@@ -99,11 +99,17 @@ def test_rgb_frames_are_sampled_without_a_colour_round_trip(frame: np.ndarray) -
     assert np.array_equal(contract.to_model_input(rgb, RGB), contract.to_model_input(frame, BGR))
 
 
+MEDIAPIPE_VENV = Path(__file__).resolve().parent.parent / ".cache" / "mpvenv"  # made by `make mediapipe-env`
+
+
 def mediapipe_python() -> str:
-    """An interpreter with mediapipe installed ($BACKDROP_MEDIAPIPE_PYTHON, else /tmp/mpvenv), or a skip."""
-    python = os.environ.get("BACKDROP_MEDIAPIPE_PYTHON", "/tmp/mpvenv/bin/python")
-    if not Path(python).is_file() or subprocess.run([python, "-c", "import mediapipe"], capture_output=True).returncode:
-        pytest.skip("no interpreter with mediapipe (see benchmarks/mediapipe_agreement.py)")
+    """The interpreter with mediapipe: $BACKDROP_MEDIAPIPE_PYTHON, else `make mediapipe-env`'s (a failure without)."""
+    python = os.environ.get("BACKDROP_MEDIAPIPE_PYTHON", str(MEDIAPIPE_VENV / "bin" / "python"))
+    if not Path(python).is_file():
+        pytest.fail(f"no interpreter with mediapipe at {python}: run `make mediapipe-env` (`make test` does)")
+    check = subprocess.run([python, "-c", "import mediapipe"], capture_output=True, text=True)
+    if check.returncode:
+        pytest.fail(f"{python} cannot import mediapipe (run `make mediapipe-env`): {check.stderr.strip()}")
     return python
 
 

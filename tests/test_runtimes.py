@@ -18,7 +18,6 @@ INSTALLED = [name for name, reason in available_runtimes().items() if not reason
 
 @pytest.fixture(scope="module", params=["general", "landscape"])
 def reference(request):
-    pytest.importorskip("tensorflow", reason="the Keras reference needs the [keras] extra")
     variant = request.param
     with load_segmenter(variant, "keras") as keras_segmenter:
         batch = photo_batch(keras_segmenter.contract.input_size, count=4)
@@ -67,15 +66,19 @@ def test_missing_format_names_the_file(tmp_path):
         load_segmenter(str(tmp_path / "copy.json"), "onnxruntime")
 
 
-def test_onnx_runtime_path_never_imports_tensorflow():
+def test_onnx_runtime_path_never_imports_tensorflow(tmp_path):
+    # The installed names, run from an empty folder: the checkout's top-level model/ and stream/ folders are
+    # not importable packages for a user, so they must not be what this imports.
     code = (
         "import sys, numpy as np\n"
-        "import model, stream\n"
-        "from model.segmenter import load_segmenter, available_runtimes\n"
+        "import backdrop.model, backdrop.stream\n"
+        "from backdrop.model.segmenter import load_segmenter, available_runtimes\n"
         "available_runtimes()\n"
         "s = load_segmenter('general', 'auto')\n"
         "s.segment(np.zeros((1, 256, 256, 3), np.float32))\n"
         "print(s.name, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.split()
     assert out == ["onnxruntime", "False", "False"]

@@ -18,14 +18,11 @@ from typing import Any
 
 import av
 import pytest
+import ray
 import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rtsp_fixtures import wait_until
-
-pytest.importorskip("ray", reason="the Ray engine needs ray: pip install 'backdrop[ray]'")
-
-import ray
 
 from backdrop.errors import RuntimeUnavailable
 from backdrop.stream.config.serve import parse_serve_config, parse_stream

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from clips import error_lines, run_cli
+from conftest import Unprivileged
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.config.run import parse_config
@@ -114,21 +116,30 @@ def test_bad_stats_path_is_found_before_the_run(workdir: Path, stats: str, messa
     assert str(error.value) == message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def check_locked_stats() -> int:
+    """check_targets for stats in locked/: 0, or 1 and the error on stderr."""
+    try:
+        config = parse_config({"outputs": ["null"], "pipeline": {"stats_json": "locked/stats.json"}})
+        check_targets(config, config_path=None)
+    except SinkError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
 @pytest.mark.parametrize("existing", [False, True], ids=["new file", "existing file"])
-def test_unwritable_stats_path(workdir: Path, existing: bool) -> None:
-    folder = workdir / "locked"
+def test_unwritable_stats_path(unprivileged: Unprivileged, existing: bool) -> None:
+    """Checked by a user the modes bind: nobody where the tests run as root (as in CI), since root writes anywhere."""
+    folder = unprivileged.folder / "locked"
     folder.mkdir()
     if existing:
         (folder / "stats.json").write_text("{}")
+    unprivileged.own(folder, *folder.iterdir())
+    assert unprivileged.call(check_locked_stats) == (0, "")  # the user's own folder: only the modes below refuse it
+    if existing:
         (folder / "stats.json").chmod(0o444)
     folder.chmod(0o555)
-    try:
-        config = parse_config({"outputs": ["null"], "pipeline": {"stats_json": "locked/stats.json"}})
-        with pytest.raises(SinkError, match="permission denied"):
-            check_targets(config, config_path=None)
-    finally:
-        folder.chmod(0o755)
+    assert unprivileged.call(check_locked_stats) == (1, "cannot write stats to locked/stats.json: permission denied\n")
 
 
 @pytest.mark.parametrize(

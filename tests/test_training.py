@@ -15,9 +15,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow", reason="training needs the [train] extra")
-pytest.importorskip("sklearn", reason="evaluation needs the [train] extra")
 import tensorflow as tf
 from training_data import make_samples, write_clip, write_dataset
 

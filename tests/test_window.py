@@ -28,7 +28,13 @@ from backdrop.stream.core.live_controls import LiveControls
 from backdrop.stream.sinks import window as window_sink
 from backdrop.stream.sinks.window import WindowSink
 
-pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())} (make system-deps)")
+
+@pytest.fixture(autouse=True)
+def x_tools() -> None:
+    """Xvfb and xdotool, which `make test` installs (make system-deps): a failure without them, never a skip."""
+    if missing_tools():
+        pytest.fail(f"{', '.join(missing_tools())} missing: run `make system-deps` (`make test` does)")
+
 
 BACKDROP = str(Path(sys.executable).with_name("backdrop"))
 SOURCE = "testsrc:320x240@30,live"

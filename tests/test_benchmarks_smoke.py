@@ -1,0 +1,137 @@
+"""Smoke tests of the benchmarks the README quotes that `backdrop bench` does not run: each one's own ``main`` on
+tiny inputs (a few frames, a second or two, small frames), checking that it finishes and writes the figures the
+README quotes, in the format of the result file the README links to (benchmarks/results/).
+
+They say nothing about the numbers, only that the commands in the README still run and report what it shows.
+The RTSP ones use the GStreamer relay the other streaming tests use. What a benchmark builds at a fixed size
+that a smoke test need not wait for (soak's 720p input clip; rtsp_latency's 3 s warm-up) is shrunk in place.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backdrop.benchmarks.rtsp_servers import relay_available
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def committed(name: str) -> dict[str, Any]:
+    """A result file the README links to, as it is in the repository."""
+    return json.loads((RESULTS / name).read_text())
+
+
+@pytest.fixture
+def needs_relay() -> None:
+    if not relay_available():
+        pytest.fail("GStreamer RTSP server missing: run `make system-deps` (`make test` does)")
+
+
+def test_crash_safety_cost(tmp_path: Path) -> None:
+    from backdrop.benchmarks import crash_safety_cost
+
+    out = tmp_path / "crash_safety_cost.json"
+    assert crash_safety_cost.main(["--frames", "4", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == set(committed("crash_safety_cost.json"))  # frames … fps_cost, cpu_cost
+    assert (result["frames"], result["repeats"], result["suffix"]) == (4, 1, ".mp4")
+    for variant in (
+        "crash_safe",
+        "plain",
+    ):  # README: "69.7 fps crash-safe against 64.5 plain, 19.4 against 20.1 CPU ms"
+        figures = result[variant]
+        assert figures["fps"] > 0 and figures["cpu_ms_per_frame"] > 0
+        assert len(figures["fps_runs"]) == 1
+    assert isinstance(result["fps_cost"], float) and isinstance(result["cpu_cost"], float)
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_serve_capacity(tmp_path: Path, needs_relay: None) -> None:
+    from backdrop.benchmarks import serve_capacity
+
+    out = tmp_path / "capacity.json"
+    args = ["--streams", "1", "--size", "160x96", "--seconds", "1", "--warmup", "0", "--json", str(out)]
+    assert serve_capacity.main(args) == 0
+    result = json.loads(out.read_text())
+    assert "machine" in result
+    rows = {row["mode"]: row for row in result["results"]}
+    assert set(rows) == {"serve", "run"}  # one serve process against a backdrop run per stream, in the same run
+    # the README's capacity table: fps per stream, dropped, CPU ms / frame, cores busy, memory per stream, p50
+    quoted = {"fps_per_stream", "drop_percent", "cpu_ms_per_frame", "cpu_cores_busy", "rss_mb_per_stream"}
+    quoted |= {"latency_p50_ms", "size", "fps", "streams", "interval", "background"}
+    for row in rows.values():
+        assert quoted <= set(row), quoted - set(row)
+        assert row["streams"] == 1 and row["size"] == "160x96" and row["fps_per_stream"] > 0
+    assert {"mean_batch_size", "mixed_batch_percent"} <= set(rows["serve"])  # serve's own batching figures
+    committed_row = committed("serve/capacity_6x480p.json")["results"][0]
+    assert quoted | {"mean_batch_size", "mixed_batch_percent"} <= set(committed_row)
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_soak(tmp_path: Path, needs_relay: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backdrop.benchmarks import soak
+    from backdrop.stream.sources.demo_clip import write_clip
+
+    # soak loops a 10 s 720p clip; 3 s of a small one take the same path through the code (a 1 s loop does not:
+    # the relay's reader then fails to open with "Invalid data found when processing input")
+    monkeypatch.setattr(soak, "write_clip", lambda path, **_: write_clip(path, width=320, height=180, frames=90))
+    argv = ["soak", "--minutes", "0.08", "--outage-every", "2", "--outage-s", "0.5", "--sample-s", "1"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", str(tmp_path)])
+    soak.main()
+    result = json.loads((tmp_path / "soak.json").read_text())
+    reference = committed("soak/soak.json")
+    assert set(result) == set(reference)  # machine, minutes, outage settings, outages, samples, final
+    assert len(result["outages"]) == 1  # the publisher was killed and started again once
+    assert result["samples"], "no samples"
+    for row in result["samples"]:  # the README's memory, fps, latency, drops over time
+        assert set(row) == set(reference["samples"][0])
+    assert set(reference["final"]) <= set(result["final"])
+    assert result["final"]["frames_out"] > 0
+    assert (tmp_path / "soak.png").stat().st_size > 0  # the plot the README shows
+
+
+@pytest.fixture(scope="module")
+def rtsp_latency_result(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One run of the RTSP latency benchmark at 320x240, 10 fps, half a second per chain."""
+    if not relay_available():
+        pytest.fail("GStreamer RTSP server missing: run `make system-deps` (`make test` does)")
+    from backdrop.benchmarks import rtsp_latency
+
+    out = tmp_path_factory.mktemp("rtsp_latency") / "rtsp_latency.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rtsp_latency, "WARMUP_S", 0.5)  # connection set-up; 3 s in a real run
+        patch.setattr(sys, "argv", ["rtsp_latency", "--size", "320x240", "--fps", "10", "--seconds", "0.5"])
+        sys.argv.extend(["--json", str(out)])
+        rtsp_latency.main()
+    yield json.loads(out.read_text())
+
+
+CHAINS = ("pipeline_tcp_ms", "rtsp_tcp_ms", "rtsp_udp_ms")
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_rtsp_latency(rtsp_latency_result: dict[str, Any]) -> None:
+    result = rtsp_latency_result
+    assert set(result) == set(committed("rtsp_latency.json"))  # codec floor and the three chains of the table
+    assert (result["size"], result["fps"]) == ("320x240", 10.0)
+    assert result["codec_floor_ms"]["p50"] > 0  # measured in memory: no relay, no stamps lost on the way
+    for chain in CHAINS:
+        assert set(result[chain]) == {"p50", "p95", "stamped_frames", "frames_read"}
+        assert result[chain]["frames_read"] > 0, chain  # frames came through the relay
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_rtsp_latency_times_the_frames_it_reads(rtsp_latency_result: dict[str, Any]) -> None:
+    for chain in ("rtsp_tcp_ms", "rtsp_udp_ms"):  # the transport alone: the stamp is never behind a matte
+        figures = rtsp_latency_result[chain]
+        assert figures["stamped_frames"] > 0 and figures["p50"] > 0, (chain, figures)
