@@ -212,7 +212,7 @@ def test_the_window_shows_only_the_newest_frame_and_counts_the_others(
         assert sink.counters() == {"dropped": 2} and sink.presented == 1 and len(sink.shown) == 1
         x.key(window, "n")
         wait_until(lambda: sink.pump(0.05) and sink.controls.hint() is not None, 5, "the hotkey to reach controls")
-        x.key(window, "Escape")
+        x.key_down(window, "Escape")  # its release would find no window
         wait_until(lambda: not sink.pump(0.05), 5, "Esc to end the window")
         assert sink.closed_by_viewer
     finally:

@@ -8,7 +8,8 @@ Cuts fall on the frames' own time (``pts_s``, else frame count / fps), every ``s
 frame, so a file source is cut the same way however fast it runs. A segment is named by its start: the
 wall-clock time the recording opened plus its start's offset into the recording (for a live source, about
 when it was captured). A name already taken (a restart in the same second) gets a ``_1``, ``_2`` … suffix:
-nothing is ever overwritten. A restarted run starts a new segment.
+nothing is ever overwritten. A restarted run starts a new segment. The next segment opens before the last
+one is finished, so a kill at any moment leaves the latest frames in an open partial.
 
 One recorder per pattern: while open, the sink holds the pattern's write lock (stream.sinks.write_lock; the lock
 file lies in the pattern's fixed folder, its name the rest of the pattern with ``/`` as ``%2F``), so a second
@@ -94,14 +95,14 @@ class SegmentedFileSink(Sink):
             self.origin_s, self.cut_s = time_s, time_s + self.segment_s
         elif time_s >= self.cut_s - CUT_EPSILON_S:
             index = int((time_s - self.origin_s + CUT_EPSILON_S) // self.segment_s)  # skips segments a gap left empty
-            self._finish()
-            self._start(index * self.segment_s)
+            finished = self.current
+            self._start(index * self.segment_s)  # before the last one closes: whenever a kill comes, a partial is open
+            self._finish(finished)
             self.cut_s = self.origin_s + (index + 1) * self.segment_s
         self.current.write(frame)
         self.frames += 1
 
-    def _finish(self) -> None:
-        sink, self.current = self.current, None
+    def _finish(self, sink: VideoFileSink | None) -> None:
         if sink is not None:
             sink.close()
             if sink.frames:
@@ -109,8 +110,9 @@ class SegmentedFileSink(Sink):
 
     def close(self) -> None:
         """Finish the open segment (one opened but never written to leaves nothing)."""
+        sink, self.current = self.current, None
         try:
-            self._finish()
+            self._finish(sink)
         finally:
             self.lock.release()
 
