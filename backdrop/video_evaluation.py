@@ -2,9 +2,10 @@
 
 Frames come from the same file source and go through the same Infer and MatteMaker as `backdrop run`
 with the run configuration's model and mask settings, so the numbers describe what a run shows. Each frame
-is matted twice: with the configured temporal filter and without it, so ghosting (where the filter makes
-the matte differ from what the model said for this frame) can be measured. Sizes of the edge band and of
-the interior margin scale with the frame height (given here at 720p).
+is matted twice: as configured and from its own mask alone (no temporal filter, no interval), so ghosting
+(where the matte differs from what the model said for this frame) can be measured; with ``model.interval``
+a third time, as configured but at interval 0, the matte the interval saves inferences against. Sizes of the
+edge band and of the interior margin scale with the frame height (given here at 720p).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import MaskConfig, RunConfig
+from backdrop.stream.core.schedule import InferenceSchedule
 from backdrop.stream.core.steps import Infer
 from backdrop.stream.sources.video_file import VideoFileSource
 
@@ -122,19 +124,41 @@ class Ghosting:
         }
 
 
-class ReferenceScores:
-    """Per-frame IoU of the matte against a folder of reference mattes, one per frame in name order."""
+class Agreement:
+    """Per-frame IoU and dtSSD of a matte against another one for the same frames (a reference, or interval 0's)."""
+
+    def __init__(self) -> None:
+        self.ious: list[float] = []
+        self.dtssd: list[float] = []
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, alpha: np.ndarray, reference: np.ndarray) -> None:
+        self.ious.append(tm.iou(alpha, reference))
+        if self.previous is not None:
+            self.dtssd.append(tm.dtssd(self.previous[0], alpha, self.previous[1], reference))
+        self.previous = alpha, reference
+
+    def summary(self) -> dict:
+        return {
+            "iou_mean": mean(self.ious),
+            "iou_min": round(min(self.ious), 6),
+            "dtssd": mean(self.dtssd),
+            "per_frame": [round(v, 6) for v in self.ious],
+        }
+
+
+class ReferenceScores(Agreement):
+    """Agreement with a folder of reference mattes, one per frame in name order."""
 
     def __init__(self, folder: Path, clip: Path) -> None:
+        super().__init__()
         self.folder, self.clip = folder, clip
         self.paths = reference_masks(folder)
-        self.ious: list[float] = []
 
-    def add(self, index: int, alpha: np.ndarray) -> None:
+    def add_frame(self, index: int, alpha: np.ndarray) -> None:
         if index >= len(self.paths):
             raise self.mismatch("more")
-        reference = read_reference(self.paths[index], (alpha.shape[1], alpha.shape[0]))
-        self.ious.append(tm.iou(alpha, reference))
+        self.add(alpha, read_reference(self.paths[index], (alpha.shape[1], alpha.shape[0])))
 
     def mismatch(self, frames: int | str) -> BackdropError:
         return BackdropError(f"reference {self.folder} has {len(self.paths)} masks but {self.clip} has {frames} frames")
@@ -142,59 +166,68 @@ class ReferenceScores:
     def summary(self) -> dict:
         if len(self.ious) != len(self.paths):
             raise self.mismatch(len(self.ious))
-        return {
-            "folder": str(self.folder),
-            "iou_mean": mean(self.ious),
-            "iou_min": round(min(self.ious), 6),
-            "per_frame": [round(v, 6) for v in self.ious],
-        }
+        return {"folder": str(self.folder), **super().summary()}
 
 
-class MattePair:
-    """The run's matte and the same without temporal filtering, each with its own temporal state."""
+class MatteChain:
+    """One matte maker with its own temporal state, as a stream's Compositor keeps it."""
 
-    def __init__(self, mask: MaskConfig, size: tuple[int, int], layout: str) -> None:
-        self.makers = (MatteMaker(mask, *size, layout), MatteMaker(unfiltered(mask), *size, layout))
-        self.states: list[TemporalState | None] = [None, None]
+    def __init__(self, mask: MaskConfig, size: tuple[int, int], layout: str, *, propagate: bool = False) -> None:
+        self.maker = MatteMaker(mask, *size, layout, propagate=propagate)
+        self.state: TemporalState | None = None
 
-    def __call__(self, mask: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(filtered, unfiltered) full-resolution alpha for one model mask and its frame."""
-        alphas = []
-        for i, maker in enumerate(self.makers):
-            matte, self.states[i] = maker.matte(mask, image, self.states[i])
-            alphas.append(matte.full())
-        return alphas[0], alphas[1]
+    def __call__(self, mask: np.ndarray | None, image: np.ndarray) -> np.ndarray:
+        """The full-resolution alpha for one model mask (None: a frame the schedule skipped) and its frame."""
+        matte, self.state = self.maker.matte(mask, image, self.state)
+        return matte.full()
 
 
 def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = None, sheet: Path | None = None) -> dict:
-    """Every temporal metric of the configured matte pipeline over ``clip``, as a JSON-ready dict."""
+    """Every temporal metric of the configured matte pipeline over ``clip``, as a JSON-ready dict.
+
+    The model runs on every frame: the unfiltered matte is each frame's own; the configured matte gets only the
+    masks its schedule (``model.interval``) asks for, and with an interval it is also compared with the same
+    settings at interval 0 (IoU, dtSSD), the matte it saves inferences against.
+    """
     references = ReferenceScores(reference, clip) if reference is not None else None
-    matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops()
-    mattes: MattePair | None = None
+    matted, raw, ghosting, crops, every = MatteStats(), MatteStats(), Ghosting(), EdgeCrops(), Agreement()
+    schedule = InferenceSchedule(config.model.interval, config.model.max_interval)
+    skips = config.model.interval != 0
+    chains: tuple[MatteChain, MatteChain, MatteChain] | None = None
     with (
         VideoFileSource(clip) as source,
         load_segmenter(config.model.name, config.model.runtime, threads=config.model.threads) as segmenter,
     ):
-        infer = Infer(segmenter, config.model.interval)
+        every_frame = Infer(segmenter)
         while (frame := source.read()) is not None:
-            if mattes is None:
+            if chains is None:
                 size = frame.size
-                mattes = MattePair(config.mask, size, frame.layout)
+                chains = (
+                    MatteChain(config.mask, size, frame.layout, propagate=skips),
+                    MatteChain(unfiltered(config.mask), size, frame.layout),
+                    MatteChain(config.mask, size, frame.layout),
+                )
                 band, margin = (max(1, round(share * size[1])) for share in (EDGE_BAND, INTERIOR_MARGIN))
-            alpha, plain = mattes(infer.masks([infer.preprocess(frame)])[0], frame.image)
+            mask = every_frame.masks([every_frame.preprocess(frame)])[0]
+            alpha = chains[0](mask if schedule.due(frame) else None, frame.image)
+            plain = chains[1](mask, frame.image)
+            if skips:
+                every.add(alpha, chains[2](mask, frame.image))
             ghosting.add(alpha, plain, raw.previous)
             matted.add(alpha, band, margin)
             raw.add(plain, band, margin)
             if references is not None:
-                references.add(frame.index, alpha)
+                references.add_frame(frame.index, alpha)
             crops.offer(frame.index, partial(to_bgr, frame.image, frame.layout), alpha)
-    if mattes is None:
+    if chains is None:
         raise BackdropError(f"{clip} has no decodable frames")
     report = {
         "clip": str(clip),
         "frames": len(ghosting.trailing),
+        "frames_inferred": schedule.inferred,
         "size": list(size),
         "model": config.model.name,
+        "interval": config.model.interval,
         "mask": dataclasses.asdict(config.mask),
         "edge_band_px": band,
         "interior_margin_px": margin,
@@ -203,6 +236,8 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
         "ghosting": ghosting.summary(),
         "per_frame": {"edge_flicker": [round(v, 6) for v in matted.edge_flicker], "crossings": matted.crossings},
     }
+    if skips:
+        report["against_interval_0"] = every.summary()
     if references is not None:
         report["reference"] = references.summary()
     if sheet is not None:

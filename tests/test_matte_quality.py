@@ -190,7 +190,9 @@ def test_first_frame_after_a_cut_is_the_unfiltered_matte() -> None:
     alone = MatteMaker(MaskConfig(), W, H).matte(mask_b, frame_b, None)[0]
     assert np.array_equal(filtered[-1].work, alone.work)
     # without the cut, the unchanged window would have kept the old silhouette at full weight
-    weight = maker.temporal.weight(maker.guide(frame_b), maker.guide(frames[-2]))
+    followed = maker.temporal.follow(maker.guide(frame_b), maker.matte(masks[-2], frames[-2], None)[1], fresh=False)
+    assert followed is not None
+    weight = maker.temporal.weight(followed)
     assert (weight > 0.85).mean() > 0.1 and filtered[-2].work[weight > 0.85].mean() > 0.9
     ema = run(MatteMaker(MaskConfig(temporal="ema", smoothing=0.9), W, H), masks, frames)
     assert not np.array_equal(ema[-1].work, alone.work)

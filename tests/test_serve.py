@@ -35,8 +35,8 @@ from backdrop.stream.serve.batching import BatcherClosed, BatchingSegmenter
 from backdrop.stream.serve.engine import LocalEngine
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = {"name", "state", "pid", "node", "fps_in", "fps_out", "frames_in", "frames_out", "dropped", "drops",
-           "reconnects", "restarts", "latency_p50_ms", "latency_p95_ms", "error"}  # fmt: skip
+FIGURES = {"name", "state", "pid", "node", "fps_in", "fps_out", "frames_in", "frames_out", "frames_inferred",
+           "dropped", "drops", "reconnects", "restarts", "latency_p50_ms", "latency_p95_ms", "error"}  # fmt: skip
 EVENT_TIMEOUT_S = 30.0  # how long a test waits for an event before failing: a failure bound, not a measurement
 
 

@@ -17,8 +17,8 @@ from backdrop.stream.serve.engine import LocalEngine
 
 # What a user of the file relies on (the issue that introduced the schema lists them): none may silently vanish.
 STREAM_KEYS = {
-    "name", "state", "error", "frames_in", "frames_out", "dropped", "drops", "reconnects", "restarts",
-    "latency_p50_ms", "latency_p95_ms", "fps_in", "fps_out", "pid", "node",
+    "name", "state", "error", "frames_in", "frames_out", "frames_inferred", "dropped", "drops", "reconnects",
+    "restarts", "latency_p50_ms", "latency_p95_ms", "fps_in", "fps_out", "pid", "node",
 }  # fmt: skip
 TOTALS_KEYS = {"streams", "running", "retrying", "failed", "frames_in", "frames_out", "dropped", "reconnects",
                "restarts", "fps_out", "peak_rss_mb"}  # fmt: skip

@@ -105,5 +105,15 @@ def iou(alpha: np.ndarray, reference: np.ndarray) -> float:
     return float(np.count_nonzero(ours & theirs) / union) if union else 1.0
 
 
+def dtssd(
+    previous: np.ndarray, current: np.ndarray, reference_previous: np.ndarray, reference_current: np.ndarray
+) -> float:
+    """Temporal consistency against a reference (Erofeev et al. 2015, as Robust Video Matting reports it):
+    the root mean square of the difference between the two mattes' frame-to-frame changes, ×100 (0 = the matte
+    changes exactly as the reference does; flicker or lag the reference does not have raise it)."""
+    change = (current - previous) - (reference_current - reference_previous)
+    return float(np.sqrt(np.mean(np.square(change, dtype=np.float64)))) * 100
+
+
 def mean_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b), dtype=np.float64))

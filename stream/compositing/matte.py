@@ -38,12 +38,15 @@ def stretch(alpha: np.ndarray, low: float, high: float) -> np.ndarray:
 class MatteMaker:
     """Turns one model mask plus its full-resolution frame into a float32 alpha matte in [0, 1]."""
 
-    def __init__(self, config: MaskConfig, width: int, height: int, layout: str = BGR) -> None:
+    def __init__(
+        self, config: MaskConfig, width: int, height: int, layout: str = BGR, *, propagate: bool = False
+    ) -> None:
         self.config = config
         self.size = (width, height)
         self.layout = layout
         self.work_size = working_size(width, height, config.refine_size)
-        self.temporal = TemporalFilter(config.temporal, config.smoothing)
+        # propagate: some frames come without a mask (model.interval) and get the previous matte moved along the motion
+        self.temporal = TemporalFilter(config.temporal, config.smoothing, propagate=propagate)
         self.feather_sigma = config.feather * (height / FEATHER_LINES) * (self.work_size[0] / width)
         self.use_levels = (config.levels_low, config.levels_high) != (0.0, 1.0)
 
@@ -52,21 +55,30 @@ class MatteMaker:
         return luma(image, self.layout, self.work_size)
 
     def matte(
-        self, mask: np.ndarray, image: np.ndarray, previous: TemporalState | None
+        self, mask: np.ndarray | None, image: np.ndarray, previous: TemporalState | None
     ) -> tuple[Matte, TemporalState | None]:
-        """(alpha matte, new temporal state) for ``mask`` (model resolution) and its full-resolution ``image``.
+        """(alpha matte, new temporal state) for ``mask`` (model resolution; None for a frame the model skipped)
+        and its full-resolution ``image``.
 
         The matte stays at the working size; compositing upsamples only where the edge needs it.
         """
         config = self.config
-        if config.mode == "threshold":
-            mask = (mask >= config.threshold).astype(np.float32)
-        work = cv2.resize(mask, self.work_size, interpolation=cv2.INTER_LINEAR)
-        brightness = self.guide(image) if config.refine == "edge" or self.temporal.needs_luma else None
-        if config.refine == "edge" and brightness is not None:  # always read for "edge"
+        refine = config.refine == "edge"
+        brightness = self.guide(image) if refine or self.temporal.needs_luma else None
+        followed = self.temporal.follow(brightness, previous, fresh=mask is not None)
+        if mask is not None:
+            if config.mode == "threshold":
+                mask = (mask >= config.threshold).astype(np.float32)
+            work = cv2.resize(mask, self.work_size, interpolation=cv2.INTER_LINEAR)
+        elif followed is not None:  # a frame the model skipped: the last mask, moved along the motion
+            work = followed.mask
+        else:
+            raise ValueError("a frame without a model mask needs the previous frame's state (propagate)")
+        moved_mask = work
+        if refine and brightness is not None:  # always read for "edge"
             guide = brightness.astype(np.float32) * np.float32(1.0 / 255.0)
             work = refine_edges(guide, work, radius=config.refine_radius, eps=config.refine_eps)
-        work, state = self.temporal(work, brightness, previous)
+        work, state = self.temporal(work, moved_mask, brightness, previous, followed)
         if self.use_levels:
             work = stretch(work, config.levels_low, config.levels_high)
         if config.gamma != 1.0:

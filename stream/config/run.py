@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from backdrop.stream.config.typed_yaml import build, read_yaml, replace_key, require, within
 
@@ -54,11 +54,16 @@ class ModelConfig:
     runtime: str = "auto"  # onnxruntime, tflite, keras, tensorrt or auto
     threads: int | None = 1  # runtime threads; 1 leaves the other core to the other stages, None lets it decide
     batch_size: int = 1  # frames inferred together when several are waiting (pays on GPUs; on CPU 1 is fastest)
-    interval: int = 0  # frames between inferred ones that reuse the latest mask (DeepStream's nvinfer interval)
+    # frames between inferred ones (DeepStream's nvinfer interval), which get the previous matte moved along the
+    # motion; auto: infer when the scene changed (stream/core/schedule.py), at most max_interval frames apart
+    interval: int | Literal["auto"] = 0
+    max_interval: int = 8
 
     def validate(self) -> None:
         within("model.batch_size", self.batch_size, 1, 64)
-        within("model.interval", self.interval, 0, 30)
+        if self.interval != "auto":
+            within("model.interval", self.interval, 0, 30)
+        within("model.max_interval", self.max_interval, 1, 30)
         if self.threads is not None:
             within("model.threads", self.threads, 1, 256)
 

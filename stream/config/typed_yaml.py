@@ -44,8 +44,19 @@ def convert(value: Any, hint: Any, key: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return convert(value, inner, key)
+        inner = [o for o in options if o is not type(None)]
+        errors = []
+        for option in inner:  # the first that takes the value: int | Literal["auto"] takes 3 and "auto"
+            try:
+                return convert(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e).removeprefix(f"{key}: expected ").split(", got")[0])
+        raise ConfigError(f"{key}: expected {' or '.join(errors)}, got {reprlib.repr(value)}")
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value in choices and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected {' or '.join(map(repr, choices))}, got {reprlib.repr(value)}")
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a hint is a class, never an instance
         return build(hint, value, key)
     if origin is tuple:

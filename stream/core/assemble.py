@@ -65,6 +65,7 @@ def open_pipeline(
             mask=config.mask,
             batch_size=model.batch_size,
             interval=model.interval,
+            max_interval=model.max_interval,
             queue_size=config.pipeline.queue_size,
             max_frames=config.pipeline.max_frames,
             on_progress=on_progress,

@@ -53,6 +53,7 @@ class StreamFigures:
     error: str | None = None  # the last failure, one line
     frames_in: int = 0  # frames read from the source
     frames_out: int = 0  # frames every output has written
+    frames_inferred: int = 0  # frames the model segmented (model.interval skips some)
     dropped: int = 0  # frames dropped anywhere, the sum of ``drops``
     drops: Mapping[str, int] = field(default_factory=dict)  # frames dropped per place (a queue, a source, a sink)
     reconnects: int = 0  # reconnections of the source or of a network output
@@ -76,6 +77,7 @@ class StreamFigures:
             error=error,
             frames_in=snapshot.get("frames_in", 0),
             frames_out=snapshot.get("frames_out", 0),
+            frames_inferred=snapshot.get("frames_inferred", 0),
             dropped=snapshot.get("dropped", 0),
             drops=dict(snapshot.get("drops", {})),
             reconnects=snapshot.get("reconnects", 0),
@@ -96,6 +98,7 @@ class StreamFigures:
             self,
             frames_in=earlier.frames_in + self.frames_in,
             frames_out=earlier.frames_out + self.frames_out,
+            frames_inferred=earlier.frames_inferred + self.frames_inferred,
             dropped=earlier.dropped + self.dropped,
             drops=drops,
             reconnects=earlier.reconnects + self.reconnects,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter
@@ -20,6 +20,7 @@ from backdrop.stream.compositing.backgrounds import Background
 from backdrop.stream.config.run import MaskConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.queues import StageQueue
+from backdrop.stream.core.schedule import InferenceSchedule
 from backdrop.stream.core.stages import (
     CaptureStage,
     InferenceStage,
@@ -57,7 +58,8 @@ class Pipeline:
         *,
         mask: MaskConfig | None = None,
         batch_size: int = 1,
-        interval: int = 0,
+        interval: int | Literal["auto"] = 0,
+        max_interval: int = 8,
         queue_size: int = 4,
         max_frames: int | None = None,
         on_progress: ProgressCallback | None = None,
@@ -70,6 +72,7 @@ class Pipeline:
         self.mask = mask or MaskConfig()
         self.batch_size = batch_size
         self.interval = interval
+        self.max_interval = max_interval
         self.queue_size = queue_size
         self.max_frames = max_frames
         self.on_progress = on_progress
@@ -114,8 +117,9 @@ class Pipeline:
                 sink.use_source_description(self.source.describe())
                 sink.open(width, height, self.source.fps)
                 opened.append(sink)
-            compositor = Compositor(self.mask, self.background, width, height, layout)
-            stages = self._build(first, layout, compositor)
+            infer = Infer(self.segmenter, InferenceSchedule(self.interval, self.max_interval))
+            compositor = Compositor(self.mask, self.background, width, height, layout, propagate=infer.skips)
+            stages = self._build(first, layout, infer, compositor)
             self._run_stages(stages)
         finally:
             self._close(opened, stages)
@@ -126,7 +130,7 @@ class Pipeline:
         self._report(final, final=True)
         return final
 
-    def _build(self, first: Frame, layout: str, compositor: Compositor) -> list[Stage]:
+    def _build(self, first: Frame, layout: str, infer: Infer, compositor: Compositor) -> list[Stage]:
         """The stage threads and their queues: each stage calls one step and hands its result on."""
         live = self.source.live
 
@@ -140,7 +144,6 @@ class Pipeline:
             work.tensor = infer.preprocess(work.frame)
             return work
 
-        infer = Infer(self.segmenter, self.interval)
         common: StageContext = {"coordinator": self.coordinator, "stats": self.stats}
         # A live run that falls behind drops frames where they enter, before any work is spent on them; past
         # that the stages wait for each other. Each output drops on its own, so a slow one never stalls the rest.
@@ -168,8 +171,6 @@ class Pipeline:
 
     def _composite(self, compositor: Compositor) -> Callable[[Work], Frame]:
         def composite(work: Work) -> Frame:
-            if work.mask is None:
-                raise RuntimeError("composite: a frame reached compositing without a mask")
             output = compositor(work.frame, work.mask)
             self.stats.frames_composited += 1
             return output

@@ -206,7 +206,7 @@ class InferenceStage(Stage):
 
     def __init__(
         self,
-        infer: Callable[[list[np.ndarray | None]], Sequence[np.ndarray]],
+        infer: Callable[[list[np.ndarray | None]], Sequence[np.ndarray | None]],
         batch_size: int,
         *,
         coordinator: RunCoordinator,
@@ -231,7 +231,9 @@ class InferenceStage(Stage):
             while len(batch) < self.batch_size and (extra := self.works.get_nowait()) is not None:
                 batch.append(extra)
             started = time.perf_counter()
-            masks = self.infer([work.tensor for work in batch])
+            tensors = [work.tensor for work in batch]
+            masks = self.infer(tensors)
+            self.stats.frames_inferred += sum(tensor is not None for tensor in tensors)
             share = (time.perf_counter() - started) / len(batch)
             for work, mask in zip(batch, masks, strict=True):
                 self.stats.record(self.stage, share)

@@ -64,6 +64,7 @@ class RunStats:
         self.first_output_at: float | None = None
         self.frames_in = 0
         self.frames_composited = 0
+        self.frames_inferred = 0  # frames the model segmented (fewer than frames_in with model.interval)
         self.written: dict[str, int] = {}  # frames written, per sink
         self.stage_times: dict[str, deque[float]] = {}
         self.latencies: deque[float] = deque(maxlen=WINDOW)
@@ -108,6 +109,7 @@ class RunStats:
             "frames_in": self.frames_in,
             "frames_out": frames_out,
             "frames_composited": self.frames_composited,
+            "frames_inferred": self.frames_inferred,
             "frame_count": self.frame_count,
             "dropped": sum(drops.values()),
             "drops": drops,

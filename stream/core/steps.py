@@ -19,6 +19,7 @@ from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import MaskConfig
 from backdrop.stream.core.frame import Frame
+from backdrop.stream.core.schedule import InferenceSchedule
 
 # The smallest width and height the steps take. Below it they break: a 0-pixel side divides by zero in the matte's
 # working size, OpenCV reads a 1×1 matte as a scalar and the blend fails, and 4:2:0 video (every H.264 output)
@@ -47,35 +48,32 @@ def conform(frame: Frame, layout: str) -> Frame:
 class Infer:
     """Preprocessing and inference: frames → the model's masks (h×w float32 at the model's resolution).
 
-    With ``interval`` N > 0 only one frame in N + 1 is preprocessed and inferred (DeepStream's nvinfer
-    ``interval``); the frames between reuse the latest mask, which the matte then follows over time. The two
-    halves keep separate state, so the preprocess and inference threads may call them concurrently.
+    The schedule (stream/core/schedule.py) picks the frames the model sees: all of them, one in N + 1
+    (``model.interval``, DeepStream's nvinfer ``interval``) or those where the scene changed (``auto``). A skipped
+    frame gets no mask (None): the matte then carries the previous one along the motion. The two halves keep
+    separate state, so the preprocess and inference threads may call them concurrently.
     """
 
-    def __init__(self, segmenter: Segmenter, interval: int = 0) -> None:
+    def __init__(self, segmenter: Segmenter, schedule: InferenceSchedule | None = None) -> None:
         self.segmenter = segmenter
-        self.interval = interval
-        self._seen = 0  # frames offered to preprocess
-        self._latest: np.ndarray | None = None  # the mask of the latest inferred frame
+        self.schedule = schedule or InferenceSchedule()
+
+    @property
+    def skips(self) -> bool:
+        """Whether some frames may come without a mask (what the matte must be ready for)."""
+        return self.schedule.interval != 0
 
     def preprocess(self, frame: Frame) -> np.ndarray | None:
         """The model's input tensor for one frame, as the model contract defines it; None for a skipped frame."""
-        due = self._seen % (self.interval + 1) == 0
-        self._seen += 1
-        return self.segmenter.contract.to_model_input(frame.image, frame.layout) if due else None
+        if not self.schedule.due(frame):
+            return None
+        return self.segmenter.contract.to_model_input(frame.image, frame.layout)
 
-    def masks(self, tensors: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-        """One mask per preprocessed tensor (in order), the inferred ones as one batch; None reuses the latest."""
+    def masks(self, tensors: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        """One mask per preprocessed tensor (in order), the inferred ones as one batch; None for a skipped frame."""
         fresh = [tensor for tensor in tensors if tensor is not None]
         inferred = iter(self.segmenter.segment(np.stack(fresh)) if fresh else ())
-        masks = []
-        for tensor in tensors:
-            if tensor is not None:
-                self._latest = next(inferred)
-            if self._latest is None:  # the first frame is always inferred (interval counts from it)
-                raise RuntimeError("inference: a skipped frame came before any inferred one")
-            masks.append(self._latest)
-        return masks
+        return [None if tensor is None else next(inferred) for tensor in tensors]
 
 
 class Compositor:
@@ -85,18 +83,20 @@ class Compositor:
     one Compositor per stream keeps streams from leaking into each other.
     """
 
-    def __init__(self, mask: MaskConfig, background: Background, width: int, height: int, layout: str) -> None:
-        self.matte_maker = MatteMaker(mask, width, height, layout)
+    def __init__(
+        self, mask: MaskConfig, background: Background, width: int, height: int, layout: str, *, propagate: bool = False
+    ) -> None:
+        self.matte_maker = MatteMaker(mask, width, height, layout, propagate=propagate)
         self.background = background
         self.output_layout = background.output_layout(layout)
         self.state: TemporalState | None = None
 
-    def matte(self, frame: Frame, mask: np.ndarray) -> Matte:
-        """The frame's alpha matte; advances the stream's temporal state."""
+    def matte(self, frame: Frame, mask: np.ndarray | None) -> Matte:
+        """The frame's alpha matte (``mask`` None: a frame the model skipped); advances the stream's temporal state."""
         matte, self.state = self.matte_maker.matte(mask, frame.image, self.state)
         return matte
 
-    def __call__(self, frame: Frame, mask: np.ndarray) -> Frame:
+    def __call__(self, frame: Frame, mask: np.ndarray | None) -> Frame:
         return frame.with_image(self.background.compose(frame.image, self.matte(frame, mask)), self.output_layout)
 
 
@@ -108,8 +108,8 @@ class FrameSteps:
         self.compositor = compositor
         self.layout = layout
 
-    def mask(self, frame: Frame) -> np.ndarray:
-        """The model's mask for one frame already in the run's layout."""
+    def mask(self, frame: Frame) -> np.ndarray | None:
+        """The model's mask for one frame already in the run's layout (None where the schedule skips it)."""
         return self.infer.masks([self.infer.preprocess(frame)])[0]
 
     def __call__(self, frame: Frame) -> Frame:
