@@ -190,7 +190,8 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
     settings at interval 0 (IoU, dtSSD), the matte it saves inferences against.
     """
     references = ReferenceScores(reference, clip) if reference is not None else None
-    matted, raw, ghosting, crops, every = MatteStats(), MatteStats(), Ghosting(), EdgeCrops(), Agreement()
+    matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops()
+    own, every = Agreement(), Agreement()  # against the frame's own matte, and against interval 0's
     schedule = InferenceSchedule(config.model.interval, config.model.max_interval)
     skips = config.model.interval != 0
     chains: tuple[MatteChain, MatteChain, MatteChain] | None = None
@@ -213,6 +214,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
             plain = chains[1](mask, frame.image)
             if skips:
                 every.add(alpha, chains[2](mask, frame.image))
+            own.add(alpha, plain)
             ghosting.add(alpha, plain, raw.previous)
             matted.add(alpha, band, margin)
             raw.add(plain, band, margin)
@@ -234,6 +236,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
         "matte": matted.summary(),
         "unfiltered": raw.summary(),
         "ghosting": ghosting.summary(),
+        "against_unfiltered": own.summary(),
         "per_frame": {"edge_flicker": [round(v, 6) for v in matted.edge_flicker], "crossings": matted.crossings},
     }
     if skips:

@@ -1,9 +1,11 @@
 """Per-stage cost at each resolution, timed one step at a time: the very steps the pipeline's threads call.
 
-Stages: decode (PyAV file source), preprocess (the model contract's), inference (one frame), the raw matte
-and the default one (edge refinement and motion-aware filter), compositing for every background mode, and
-H.264 encoding (the file sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in
-the layout a file → file run uses: I420, except for the backgrounds that compose BGR only.
+Stages: decode (PyAV file source), preprocess (the model contract's), inference (one frame), the raw matte,
+the motion step on its own (flow + warp), the default matte (edge refinement and motion-aware filter, its
+temporal state carried from call to call), compositing for every background mode, and H.264 encoding (the file
+sink). Each cost is also given as a ratio to inference, measured in the same run. Frames are in the layout a
+file → file run uses: I420, except for the backgrounds that compose BGR only. The steps that follow the motion
+walk the clip's consecutive frames (which move: the person sways, the room drifts) forth and back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from backdrop.benchmarks.inputs import demo_clip
 from backdrop.benchmarks.timing import summarize_ms, time_calls
@@ -25,6 +28,7 @@ from backdrop.model.segmenter import Segmenter
 from backdrop.pixels import BGR, I420
 from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.matte import MatteMaker
+from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import EncoderConfig, MaskConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.steps import Infer, conform
@@ -34,7 +38,8 @@ from backdrop.stream.sources.video_file import VideoFileSource
 # Background modes; "image" and "video" are filled in with generated files at run time.
 BACKGROUNDS = ("blur:21", "color:#00b140", "image", "video", "transparent", "mask")
 BASELINE_STAGE = "inference"
-ENCODER_FRAMES = 16  # distinct frames the encoder cycles through
+ENCODER_FRAMES = 16  # distinct frames the encoder and the motion steps cycle through
+FLOW_STAGE = "flow + warp"
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,8 @@ class StagePlan:
 
     @property
     def stages(self) -> int:
-        return 6 + len(BACKGROUNDS)  # decode, preprocess, inference, two mattes, encode + one per background
+        # decode, preprocess, inference, two mattes, flow + warp, encode + one per background
+        return 7 + len(BACKGROUNDS)
 
     @property
     def cells(self) -> int:
@@ -91,6 +97,56 @@ class _LoopingDecoder:
             self.source.close()
 
 
+def _back_and_forth(count: int) -> Iterator[int]:
+    """0, 1, …, count - 1, count - 2, …, 1, 0, 1, … forever: each index next to the one before it, so every step
+    is one frame's motion (a jump from the last frame back to the first could count as a cut and skip the flow)."""
+    return itertools.cycle([*range(count), *range(count - 2, 0, -1)] if count > 1 else [0])
+
+
+class _CarriedMatte:
+    """Each call makes the next frame's matte from the state the call before returned, as a stream does."""
+
+    def __init__(self, maker: MatteMaker, frames: Sequence[Frame], masks: Sequence[np.ndarray | None]) -> None:
+        self.maker, self.frames, self.masks = maker, frames, masks
+        self.order = _back_and_forth(len(frames))
+        self.state: TemporalState | None = None
+        self()  # from the second call on, there is a previous frame to follow
+
+    def __call__(self) -> object:
+        index = next(self.order)
+        matte, self.state = self.maker.matte(self.masks[index], self.frames[index].image, self.state)
+        return matte
+
+
+class _FlowAndWarp:
+    """Each call moves one frame's temporal state to the frame after (or before) it: TemporalFilter.follow, i.e.
+    the flow's maps between the two working-size lumas, the warp of the previous luma and the residual against
+    it, and the warps of the previous matte and mask. The states are the default matte's, carried along the clip."""
+
+    def __init__(self, maker: MatteMaker, frames: Sequence[Frame], masks: Sequence[np.ndarray | None]) -> None:
+        if len(frames) < 2:
+            raise ValueError("the flow needs two frames")
+        self.temporal = maker.temporal
+        self.lumas = [maker.guide(frame.image) for frame in frames]
+        carried = _CarriedMatte(maker, frames, masks)  # its first call made frame 0's state
+        self.states = [carried.state]
+        for _ in frames[1:]:
+            carried()
+            self.states.append(carried.state)
+        self.order = _back_and_forth(len(frames))
+        self.previous = next(self.order)
+        for current in range(1, len(frames)):  # each step below must run the flow: no cut, no missing state
+            for before, after in ((current - 1, current), (current, current - 1)):
+                if self.temporal.follow(self.lumas[after], self.states[before], fresh=True) is None:
+                    raise RuntimeError(f"frames {before} → {after} of the clip do not run the flow")
+
+    def __call__(self) -> object:
+        current = next(self.order)
+        followed = self.temporal.follow(self.lumas[current], self.states[self.previous], fresh=True)
+        self.previous = current
+        return followed
+
+
 def _read(source: VideoFileSource) -> Frame:
     frame = source.read()
     if frame is None:
@@ -104,6 +160,8 @@ def _stage_calls(
     """(stage name, one call of that stage's step) for the first of ``frames``, in pipeline order.
 
     The encoder gets the frames in turn: fed one frame over and over, x264 would only code empty differences.
+    So do the steps that follow the motion (each with the model's mask of its frame): between a frame and itself,
+    the flow would find nothing to follow.
     """
     frame = frames[0]
     width, height = frame.size
@@ -116,12 +174,14 @@ def _stage_calls(
     yield "preprocess", lambda: infer.preprocess(frame)
     tensors = [infer.preprocess(frame)]
     yield BASELINE_STAGE, lambda: infer.masks(tensors)
-    mask = infer.masks(tensors)[0]
+    masks = [infer.masks([infer.preprocess(each)])[0] for each in frames]
+    mask = masks[0]
     plain = MatteMaker(MaskConfig(refine="none", temporal="none"), width, height, I420)
     yield "matte (refine none)", lambda: plain.matte(mask, frame.image, None)
-    refined = MatteMaker(MaskConfig(), width, height, I420)
-    state = refined.matte(mask, frame.image, None)[1]  # the temporal filter runs only with a previous frame
-    yield "matte (edge + motion)", lambda: refined.matte(mask, frame.image, state)
+    yield FLOW_STAGE, _FlowAndWarp(MatteMaker(MaskConfig(), width, height, I420), frames, masks)
+    # The default matte of a stream: working-size luma, mask resize, edge refinement, flow + warp of the previous
+    # state (the row above), the motion-aware blend, feathering and the snap; the state carried between calls.
+    yield "matte (edge + motion)", _CarriedMatte(MatteMaker(MaskConfig(), width, height, I420), frames, masks)
     for mode in BACKGROUNDS:
         background = parse_background(_background_spec(mode, folder, clip))
         layout = I420 if I420 in background.layouts else BGR
@@ -151,7 +211,7 @@ def measure_stages(
         for label, width, height in plan.resolutions:
             clip = demo_clip(folder, width, height, frames=plan.warmup + plan.repeats + 1)
             with VideoFileSource(clip) as source:
-                frames = [_read(source) for _ in range(min(ENCODER_FRAMES, plan.repeats))]
+                frames = [_read(source) for _ in range(max(2, min(ENCODER_FRAMES, plan.repeats)))]
             for name, call in _stage_calls(frames, clip, folder, segmenter):
                 samples = time_calls(call, warmup=plan.warmup, repeats=plan.repeats)
                 row = {

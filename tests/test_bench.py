@@ -20,9 +20,15 @@ from backdrop.benchmarks.model_speed import BATCHES, THREADS, VARIANTS
 from backdrop.benchmarks.stage_costs import BACKGROUNDS
 from backdrop.model.segmenter import available_runtimes
 
-STAGES = {"decode", "preprocess", "inference", "matte (refine none)", "matte (edge + motion)", "encode"} | {
-    f"composite {mode}" for mode in BACKGROUNDS
-}
+STAGES = {
+    "decode",
+    "preprocess",
+    "inference",
+    "matte (refine none)",
+    "flow + warp",
+    "matte (edge + motion)",
+    "encode",
+} | {f"composite {mode}" for mode in BACKGROUNDS}
 
 
 README = "# Title\n\n## Performance\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\n![plot](fps.png)\n"

@@ -3,13 +3,14 @@
 A per-frame segmenter's edge jitters under camera noise; averaging mattes over time calms it, but a plain
 average (``ema``) drags the matte behind anyone who moves and keeps the last shot's silhouette after a cut.
 The ``motion`` filter first moves the previous matte to where this frame's pixels came from — dense optical
-flow between the two frames' brightness at the working size (OpenCV's DIS at its fastest preset, on a grid
-FLOW_SCALE coarser), or no move at all where that explains the pixel as well (the flow's sub-pixel noise would
-otherwise shake a still edge) — and then blends it in per pixel by how well the move explains this frame:
-full ``strength`` where only noise is left, none where it is not (occlusions, new objects, motion the flow
-missed), with a margin that covers the matte's soft edge. "Only noise" is measured per frame (the median
-residual), so a grainy webcam is smoothed too, up to NOISY. A moving person is smoothed as well as a still one,
-and nothing trails. A frame whose mean brightness change is large starts a new shot: the filter forgets it all.
+flow between the two frames' brightness at the working size (OpenCV's DIS at its fastest preset), or no move
+at all where that explains the pixel as well (the flow's sub-pixel noise would otherwise shake a still edge) —
+and then blends it in per pixel by how well the move explains this frame: full ``strength`` where only noise
+is left, none where it is not (occlusions, new objects, motion the flow missed), with a margin that covers the
+matte's soft edge, and less where the model is sure and the past disagrees. "Only noise" is measured per frame
+(the median residual), so a grainy webcam is smoothed too, up to NOISY. A moving person is smoothed as well as
+a still one, and nothing trails. A frame whose mean brightness change is large starts a new shot: the filter
+forgets it all.
 
 The same move carries the model's last mask across frames the model skips (``model.interval``, see
 stream/core/schedule.py): such a frame is refined and filtered from that moved mask, never from the old
@@ -31,9 +32,9 @@ REACH = 5  # kernel (working pixels) over which an unexplained pixel also drops 
 CUT = 30.0  # mean |Δ brightness| over the frame above which the frame starts a new shot
 NOISE_SPAN = 2.5  # residuals up to this many times the frame's typical one are noise …
 NOISY = 24  # … up to this: camera noise of σ 14 (a dim webcam) reaches it; a frame that changed everywhere must not
+SURE_POWER = 8  # |2·alpha − 1| to this power: how sure the model is (0.9 → 0.43, 0.99 → 0.85)
 STAY_BIAS = 2  # a pixel keeps the previous matte unmoved unless the flow's move explains it this much better
-FLOW_SCALE = 2  # the flow is estimated on a grid this much coarser than the working size, then upsampled
-MIN_FLOW_SIDE = 16  # DIS needs 12 pixels on a side: tiny pictures are flowed at this size
+MIN_FLOW_SIDE = 16  # DIS needs 12 pixels on a side: tinier pictures are flowed at this size
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,18 @@ class MotionWarp:
         self.grid: np.ndarray | None = None
 
     def maps(self, luma: np.ndarray, previous: np.ndarray) -> np.ndarray:
-        """A float32 H×W×2 map for cv2.remap: for each pixel of ``luma``, its position in ``previous``."""
+        """A float32 H×W×2 map for cv2.remap: for each pixel of ``luma``, its position in ``previous``.
+
+        DIS at its fastest preset works down to a quarter of its input (64×36 cells at the 256×144 working size):
+        on a coarser input it underestimated a moving person's motion and the matte's trailing edge lagged.
+        """
         height, width = luma.shape
-        coarse = (max(MIN_FLOW_SIDE, width // FLOW_SCALE), max(MIN_FLOW_SIDE, height // FLOW_SCALE))
-        small = [cv2.resize(image, coarse, interpolation=cv2.INTER_AREA) for image in (luma, previous)]
-        # small[0](x) ≈ small[1](x + flow(x)); the stub lacks None, the documented "allocate the flow"
-        flow = self.flow.calc(small[0], small[1], None)  # type: ignore[call-overload]
-        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
-        flow *= np.array([width / coarse[0], height / coarse[1]], np.float32)
+        size = (max(MIN_FLOW_SIDE, width), max(MIN_FLOW_SIDE, height))
+        images = [cv2.resize(image, size) if size != (width, height) else image for image in (luma, previous)]
+        # images[0](x) ≈ images[1](x + flow(x)); the stub lacks None, the documented "allocate the flow"
+        flow = self.flow.calc(images[0], images[1], None)  # type: ignore[call-overload]
+        if size != (width, height):
+            flow = cv2.resize(flow, (width, height)) * np.array([width / size[0], height / size[1]], np.float32)
         if self.grid is None or self.grid.shape[:2] != luma.shape:
             xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
             self.grid = np.dstack([xs, ys])
@@ -138,11 +143,16 @@ class TemporalFilter:
         explained = np.clip((still + MOVING - STILL - np.arange(256, dtype=np.float32)) / (MOVING - STILL), 0.0, 1.0)
         return (explained * self.strength).reshape(1, 256)
 
-    def weight(self, followed: Followed) -> np.ndarray:
+    def weight(self, followed: Followed, alpha: np.ndarray) -> np.ndarray:
         """The moved previous matte's weight per pixel: ``strength`` where the move explains the frame (up to
-        noise), none where it does not."""
+        noise), none where it does not — and less where the model is sure of this frame's ``alpha`` (near 0 or
+        1) and the moved matte disagrees: a confident answer is not held back by a doubtful past (a grainy
+        frame's dip inside the person would otherwise linger as see-through and widen the edge)."""
         residual = followed.residual
-        return cv2.LUT(cv2.dilate(residual, self.reach), self.weights_for(noise_level(residual)))
+        weight = cv2.LUT(cv2.dilate(residual, self.reach), self.weights_for(noise_level(residual)))
+        sure = cv2.pow(np.abs(alpha * 2.0 - 1.0), SURE_POWER)
+        doubt = cv2.multiply(sure, cv2.absdiff(alpha, followed.alpha))
+        return cv2.multiply(weight, 1.0 - doubt)
 
     def __call__(
         self,
@@ -161,5 +171,5 @@ class TemporalFilter:
         if self.mode == "ema" and previous is not None and previous.alpha.shape == alpha.shape:
             alpha = cv2.addWeighted(previous.alpha, float(self.strength), alpha, 1.0 - float(self.strength), 0.0)
         elif self.mode == "motion" and followed is not None:
-            alpha = cv2.add(alpha, cv2.multiply(cv2.subtract(followed.alpha, alpha), self.weight(followed)))
+            alpha = cv2.add(alpha, cv2.multiply(cv2.subtract(followed.alpha, alpha), self.weight(followed, alpha)))
         return alpha, TemporalState(alpha, mask, luma)
