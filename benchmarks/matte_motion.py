@@ -15,7 +15,7 @@ The clips (benchmarks/motion_clips.py) are written losslessly and scored by `bac
   interval 0;
 * the default matte's time per frame (flow included) at the clip size.
 
-    python -m backdrop.benchmarks.matte_motion --json out/matte_motion.json --sheet out/edges.png [--quick]
+    python -m backdrop.benchmarks.matte_motion --json out/matte_motion.json --sheet out/edges.jpg [--quick]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from backdrop.stream.config.run import MaskConfig, ModelConfig, RunConfig
 from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.schedule import InferenceSchedule
 from backdrop.stream.core.steps import Compositor, FrameSteps, Infer
-from backdrop.video_evaluation import EDGE_BAND, evaluate_video
+from backdrop.video_evaluation import EDGE_BAND, MatteChain, evaluate_video
 
 SHEET_CLIP = "astronaut σ14"  # the clip whose edges the contact sheet shows: hair, under a dim webcam's noise
 
@@ -102,16 +102,18 @@ def edge_sheet(clip: Path, masks: list[np.ndarray], path: Path) -> Path:
 
 
 def side_by_side(left: Path, right: Path, out: Path) -> None:
-    """Two contact sheets next to each other, a white gap between: ours | MediaPipe's."""
+    """Two contact sheets next to each other under their names, a white gap between: ours | MediaPipe's loop."""
     sheets = []
-    for path in (left, right):
+    for path, title in ((left, "Backdrop (default matte)"), (right, "MediaPipe's loop")):
         sheet = cv2.imread(str(path))
         if sheet is None:
             raise OSError(f"cannot read {path}")
-        sheets.append(sheet)
+        header = np.full((28, sheet.shape[1], 3), 255, np.uint8)
+        cv2.putText(header, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        sheets.append(np.vstack([header, sheet]))
     gap = np.full((sheets[0].shape[0], 16, 3), 255, np.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), np.hstack([sheets[0], gap, sheets[1]]))
+    cv2.imwrite(str(out), np.hstack([sheets[0], gap, sheets[1]]), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def panning(folder: Path, segmenter: Segmenter, size: tuple[int, int], frames: int) -> dict[str, Any]:
@@ -138,6 +140,18 @@ def cpu_per_frame(path: Path, segmenter: Segmenter, size: tuple[int, int], inter
     return (time.process_time() - started) * 1000 / len(frames)
 
 
+def steadiness(path: Path, segmenter: Segmenter, size: tuple[int, int]) -> list[float]:
+    """Per frame, the IoU of the model's own matte (no filter) with the previous frame's: how much the model
+    itself changes its mind (1.0 for the first frame). No interval can follow a change the model was not asked."""
+    chain = MatteChain(MaskConfig(temporal="none"), size, BGR)
+    ious, previous = [], None
+    for image in decoded(path):
+        alpha = chain(segmenter.segment(segmenter.contract.to_model_input(image)[None])[0], image)
+        ious.append(1.0 if previous is None else tm.iou(alpha, previous))
+        previous = alpha
+    return ious
+
+
 def moving(folder: Path, segmenter: Segmenter, size: tuple[int, int], frames: int) -> dict[str, Any]:
     shots = [
         Shot("grace_hopper.jpg", "moving", frames),
@@ -149,12 +163,22 @@ def moving(folder: Path, segmenter: Segmenter, size: tuple[int, int], frames: in
     every = evaluate_video(path, config(0))
     one = evaluate_video(path, config(1))
     own = every["against_unfiltered"]["per_frame"]
+    own_steadiness = steadiness(path, segmenter, size)
     agreement = one["against_interval_0"]
     cpu: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(3):  # interleaved, so machine load hits both alike
         for interval in cpu:
             cpu[interval].append(cpu_per_frame(path, segmenter, size, interval))
     cpu_ms = {interval: statistics.median(values) for interval, values in cpu.items()}
+    shots_at = [0, *clip.cuts, len(clip)]
+    per_shot = [
+        {
+            "photo": shot.photo,
+            "interval_1_iou_min": min(agreement["per_frame"][start:end]),
+            "model_own_iou_min": round(min(own_steadiness[start + 1 : end]), 4),
+        }
+        for shot, start, end in zip(shots, shots_at, shots_at[1:], strict=False)
+    ]
     return {
         "frames": len(clip),
         "cuts": clip.cuts,
@@ -167,6 +191,7 @@ def moving(folder: Path, segmenter: Segmenter, size: tuple[int, int], frames: in
             "dtssd": agreement["dtssd"],
             "frames_inferred": one["frames_inferred"],
         },
+        "per_shot": per_shot,
         "cpu_ms_per_frame": {f"interval_{k}": round(v, 2) for k, v in cpu_ms.items()},
         "cpu_ratio_interval_1": round(cpu_ms[1] / cpu_ms[0], 3),
     }
@@ -211,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short clips (a smoke run, not a measurement)")
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clips")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--sheet", type=Path, help=f"edge crops of the {SHEET_CLIP} clip, ours | MediaPipe's (PNG)")
+    parser.add_argument("--sheet", type=Path, help=f"edge crops of the {SHEET_CLIP} clip, ours | MediaPipe's (.jpg)")
     args = parser.parse_args(argv)
     mediapipe = args.mediapipe_python if args.mediapipe_python and Path(args.mediapipe_python).exists() else None
     if mediapipe is None:

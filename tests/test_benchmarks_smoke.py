@@ -135,3 +135,18 @@ def test_rtsp_latency_times_the_frames_it_reads(rtsp_latency_result: dict[str, A
     for chain in ("rtsp_tcp_ms", "rtsp_udp_ms"):  # the transport alone: the stamp is never behind a matte
         figures = rtsp_latency_result[chain]
         assert figures["stamped_frames"] > 0 and figures["p50"] > 0, (chain, figures)
+
+
+def test_matte_motion(tmp_path: Path) -> None:
+    from backdrop.benchmarks import matte_motion
+
+    out = tmp_path / "matte_motion.json"
+    assert matte_motion.main(["--quick", "--size", "320x180", "--mediapipe-python", "", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == set(committed("matte_motion.json"))  # still, pan, moving, talking, matte_ms_per_frame …
+    assert len(result["still"]) == 4 and all("mediapipe" not in row for row in result["still"].values())
+    moving = result["moving"]
+    assert moving["cuts"] == [12, 24] and len(moving["first_frame_after_cut_iou"]) == 2
+    assert moving["interval_1"]["frames_inferred"] < moving["interval_0"]["frames_inferred"] == moving["frames"]
+    assert 0 < result["talking"]["frames_inferred"] <= result["talking"]["frames"]
+    assert set(result["matte_ms_per_frame"]) == {"default", "no_filter"}

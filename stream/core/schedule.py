@@ -23,7 +23,7 @@ THUMB_SIDE = 32  # long side of the thumbnail, in cells
 SAMPLE_SIDE = 256  # the frame is first sampled to this long side (cheap), then averaged into the cells
 CELL_CHANGE = 10  # |Δ brightness| (0–255) of a cell beyond which it changed
 LARGE_SHARE = 0.25  # a fixed interval infers at once when this share of the cells changed (a cut, a big move)
-AUTO_SHARE = 0.02  # auto infers when this share changed
+AUTO_SHARE = 0.01  # auto infers when this share changed (a still talking head: about 2 frames in 5)
 
 
 def thumb_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
