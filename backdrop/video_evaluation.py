@@ -23,6 +23,8 @@ from backdrop.model.evaluation import temporal_metrics as tm
 from backdrop.model.evaluation.contact_sheet import EdgeCrops
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
+from backdrop.stream.compositing.blend import Matte, cleaned
+from backdrop.stream.compositing.foreground import BIAS, correction
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.compositing.temporal import TemporalState
 from backdrop.stream.config.run import MaskConfig, RunConfig
@@ -175,11 +177,29 @@ class MatteChain:
     def __init__(self, mask: MaskConfig, size: tuple[int, int], layout: str, *, propagate: bool = False) -> None:
         self.maker = MatteMaker(mask, *size, layout, propagate=propagate)
         self.state: TemporalState | None = None
+        self.matte: Matte | None = None  # the latest
 
     def __call__(self, mask: np.ndarray | None, image: np.ndarray) -> np.ndarray:
         """The full-resolution alpha for one model mask (None: a frame the schedule skipped) and its frame."""
-        matte, self.state = self.maker.matte(mask, image, self.state)
-        return matte.full()
+        self.matte, self.state = self.maker.matte(mask, image, self.state)
+        return self.matte.full()
+
+
+def contamination(image: np.ndarray, layout: str, matte: Matte) -> float | None:
+    """How much old-background colour a plain blend would keep in this frame's band (mean levels, 0–255, over
+    the soft pixels): the correction clean edges make, ``α·(1 − α)·|F̄ − B̄|``; None without a band."""
+    soft = (matte.work > 0) & (matte.work < 1)
+    if not soft.any():
+        return None
+    change = np.abs(correction(image, layout, matte.work).astype(np.int16) - BIAS)
+    return float(change[soft].mean())
+
+
+def sheet_colours(image: np.ndarray, layout: str, matte: Matte | None) -> np.ndarray:
+    """The frame's BGR colours as an output shows them over a new background: with clean edges, the band's
+    estimated person colours (what the contact sheet lays over its checker)."""
+    bgr = to_bgr(image, layout)
+    return bgr if matte is None else cleaned(bgr, matte)
 
 
 def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = None, sheet: Path | None = None) -> dict:
@@ -192,6 +212,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
     references = ReferenceScores(reference, clip) if reference is not None else None
     matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops()
     own, every = Agreement(), Agreement()  # against the frame's own matte, and against interval 0's
+    rims: list[float] = []  # per frame, the old background a plain blend would keep in the band
     schedule = InferenceSchedule(config.model.interval, config.model.max_interval)
     skips = config.model.interval != 0
     chains: tuple[MatteChain, MatteChain, MatteChain] | None = None
@@ -211,6 +232,8 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
                 band, margin = (max(1, round(share * size[1])) for share in (EDGE_BAND, INTERIOR_MARGIN))
             mask = every_frame.masks([every_frame.preprocess(frame)])[0]
             alpha = chains[0](mask if schedule.due(frame) else None, frame.image)
+            if chains[0].matte is not None and (rim := contamination(frame.image, frame.layout, chains[0].matte)):
+                rims.append(rim)
             plain = chains[1](mask, frame.image)
             if skips:
                 every.add(alpha, chains[2](mask, frame.image))
@@ -220,7 +243,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
             raw.add(plain, band, margin)
             if references is not None:
                 references.add_frame(frame.index, alpha)
-            crops.offer(frame.index, partial(to_bgr, frame.image, frame.layout), alpha)
+            crops.offer(frame.index, partial(sheet_colours, frame.image, frame.layout, chains[0].matte), alpha)
     if chains is None:
         raise BackdropError(f"{clip} has no decodable frames")
     report = {
@@ -237,6 +260,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
         "unfiltered": raw.summary(),
         "ghosting": ghosting.summary(),
         "against_unfiltered": own.summary(),
+        "edge_contamination": {"levels": mean(rims), "removed": config.mask.clean_edges},
         "per_frame": {"edge_flicker": [round(v, 6) for v in matted.edge_flicker], "crossings": matted.crossings},
     }
     if skips:

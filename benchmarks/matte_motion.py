@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np
 from backdrop.benchmarks.machine import cpu_model
 from backdrop.benchmarks.mediapipe_agreement import mediapipe_masks
 from backdrop.benchmarks.motion_clips import MotionClip, Shot
+from backdrop.benchmarks.report import publish
 from backdrop.model.evaluation import temporal_metrics as tm
 from backdrop.model.evaluation.contact_sheet import EdgeCrops
 from backdrop.model.segmenter import Segmenter, load_segmenter
@@ -256,11 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             "talking": talking(folder, segmenter, size, shot_frames + shot_frames // 2),
         }
         result["matte_ms_per_frame"] = matte_cost(folder / "moving.mp4", segmenter, size)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    publish(result, args.json)
     return 0
 
 

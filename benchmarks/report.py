@@ -83,6 +83,15 @@ def load(path: Path) -> dict[str, Any]:
     return validate(data, str(path))
 
 
+def publish(result: dict[str, Any], path: Path | None) -> None:
+    """Print a benchmark's result as JSON and, when a ``path`` is given, write it there (its folder made)."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

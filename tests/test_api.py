@@ -106,7 +106,12 @@ def test_transparent_gives_bgra_and_a_new_size_reopens(photo: np.ndarray) -> Non
         full = bd.composite(photo)
         small = bd.composite(np.ascontiguousarray(photo[:200, :300]))
     assert full.shape == (*photo.shape[:2], 4) and small.shape == (200, 300, 4)
-    assert np.array_equal(full[..., :3], photo)  # colour untouched; the alpha carries the cut
+    solid, soft = full[..., 3] == 255, (full[..., 3] > 0) & (full[..., 3] < 255)
+    kept = np.abs(full[..., :3][solid].astype(int) - photo[solid])
+    assert kept.max() <= 2  # the person untouched (an 8-bit 255 may be 0.998); the alpha carries the cut …
+    assert (full[..., :3][soft] != photo[soft]).any()  # … and the soft edge has the person's estimated colours
+    with Backdrop(runtime="onnxruntime", background="transparent", mask=MaskConfig(clean_edges=False), threads=1) as bd:
+        assert np.array_equal(bd.composite(photo)[..., :3], photo)  # mask.clean_edges: false keeps the frame's
 
 
 def test_smoothing_carries_over_frames_until_reset(photo: np.ndarray) -> None:

@@ -150,3 +150,18 @@ def test_matte_motion(tmp_path: Path) -> None:
     assert moving["interval_1"]["frames_inferred"] < moving["interval_0"]["frames_inferred"] == moving["frames"]
     assert 0 < result["talking"]["frames_inferred"] <= result["talking"]["frames"]
     assert set(result["matte_ms_per_frame"]) == {"default", "no_filter"}
+
+
+def test_clean_edges(tmp_path: Path) -> None:
+    from backdrop.benchmarks import clean_edges
+
+    out, sheet = tmp_path / "clean_edges.json", tmp_path / "hair.jpg"
+    assert clean_edges.main(["--repeats", "1", "--json", str(out), "--sheet", str(sheet)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == set(committed("clean_edges.json"))  # leftovers per photo and variant, compose_ms
+    assert set(result["compose_ms"]) == {
+        f"{size} {layout}" for size in ("480p", "720p", "1080p") for layout in ("bgr", "i420")
+    }
+    for rows in result["leftovers"].values():
+        assert rows["color:#00b140 bgr default"]["plain"]["red_left"] > 0  # the plain blend keeps the red wall
+    assert sheet.stat().st_size > 0

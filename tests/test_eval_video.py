@@ -54,6 +54,8 @@ def test_video_eval_writes_every_metric_and_a_contact_sheet(capsys, clip: Path, 
     picture = cv2.imread(str(sheet))
     assert picture.shape[1] == 3 * TILE and picture.shape[0] > ROWS * TILE  # four rows of three crops, captioned
     assert "reference" not in report
+    # the swaying person over a coloured room: a plain blend would keep some of the room in the band
+    assert report["edge_contamination"]["removed"] and 0 < report["edge_contamination"]["levels"] < 64
 
 
 def test_a_reference_made_of_the_matte_itself_scores_iou_one(

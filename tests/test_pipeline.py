@@ -127,8 +127,10 @@ def test_transparent_output_has_alpha(tmp_path: Path, stamped_clip: Path, segmen
     for image in (frames[0], pngs[0]):
         assert image.shape[2] == 4
         assert image[..., 3][person].min() > 200 and image[..., 3][background].max() < 55
-        # colour untouched, alpha carries the cut (FFmpeg and OpenCV round YUV → BGR a level apart)
-        assert np.abs(image[..., :3].astype(int) - source).mean() < 1.5
+        # outside the soft band the colour is untouched and the alpha carries the cut (FFmpeg and OpenCV round
+        # YUV → BGR a level apart); in the band the colours are the person's estimated ones (test_clean_edges.py)
+        solid = (image[..., 3] == 0) | (image[..., 3] == 255)
+        assert np.abs(image[..., :3].astype(int) - source)[solid].mean() < 1.5
 
 
 def test_max_frames_on_a_live_source(tmp_path: Path, capsys) -> None:

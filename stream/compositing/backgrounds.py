@@ -17,7 +17,7 @@ import numpy as np
 
 from backdrop.errors import BackgroundError, SourceError
 from backdrop.pixels import BGR, BGRA, I420, IMAGE_SUFFIXES, VIDEO_SUFFIXES, bgr_to_i420, planes, to_bgr
-from backdrop.stream.compositing.blend import I420Blender, Matte, blend
+from backdrop.stream.compositing.blend import I420Blender, Matte, blend, cleaned
 
 if TYPE_CHECKING:
     from backdrop.stream.sources.video_file import VideoFileSource
@@ -190,7 +190,7 @@ class Transparent(Background):
     has_alpha = True
 
     def compose(self, image: np.ndarray, matte: Matte) -> np.ndarray:
-        out = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+        out = cv2.cvtColor(cleaned(image, matte), cv2.COLOR_BGR2BGRA)  # the band's own colours: clean cut-outs
         out[:, :, 3] = cv2.convertScaleAbs(matte.full(), alpha=255.0)
         return out
 

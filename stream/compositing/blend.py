@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from backdrop.pixels import i420_planes
+from backdrop.pixels import BGR, I420, i420_planes
+from backdrop.stream.compositing.foreground import BIAS, correction
 
 LIGHT_SIGMA = 3.0  # working-size pixels: the backdrop blur that turns it into light (≈ 15 px at 720p)
 STRIP_ROWS = 8  # working-size rows per strip
@@ -37,6 +38,7 @@ class Matte:
     work: np.ndarray
     size: tuple[int, int]  # full (width, height)
     light_wrap: float = 0.0  # 0 … 1: backdrop light mixed onto the edge band (see the module docstring)
+    clean_edges: bool = False  # the band gets the person's estimated colours, not the frame's (foreground.py)
 
     def full(self) -> np.ndarray:
         """The matte at full resolution (float32)."""
@@ -121,8 +123,36 @@ def _upsample(small: np.ndarray, run: Run, size: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(small, warp, (run.x1 - run.x0, run.y1 - run.y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
+def band_box(matte: Matte) -> Run | None:
+    """The full-size rectangle around every soft pixel of the matte (and the working pixel around it), or None."""
+    soft = cv2.inRange(matte.work, 1e-6, 1.0 - 1e-6)
+    points = cv2.findNonZero(soft)
+    if points is None:
+        return None
+    x, y, width, height = cv2.boundingRect(points)
+    sx, sy = matte.size[0] / matte.work.shape[1], matte.size[1] / matte.work.shape[0]
+    x0, y0 = max(0, int((x - 1) * sx)), max(0, int((y - 1) * sy))
+    x1, y1 = (
+        min(matte.size[0], int(np.ceil((x + width + 1) * sx))),
+        min(matte.size[1], int(np.ceil((y + height + 1) * sy))),
+    )
+    return Run(x0, y0, x1, y1, "blend")
+
+
+def correct(out: np.ndarray, fix: np.ndarray, run: Run, channel: int | None = None) -> None:
+    """Add the working-size correction ``fix`` (foreground.correction), upsampled, to ``out`` over ``run``, in
+    place; for one I420 plane, ``channel`` picks its part of the correction."""
+    delta = _upsample(fix if channel is None else fix[..., channel], run, (out.shape[1], out.shape[0]))
+    region = out[run.y0 : run.y1, run.x0 : run.x1]
+    cv2.addWeighted(region, 1.0, delta, 1.0, -BIAS, dst=region)  # saturates once, at the end
+
+
 def _blend_run(
-    image: np.ndarray, backdrop: np.ndarray, alpha: np.ndarray, wrap: tuple[np.ndarray, float] | None, run: Run
+    image: np.ndarray,
+    backdrop: np.ndarray,
+    alpha: np.ndarray,
+    wrap: tuple[np.ndarray, float] | None,
+    run: Run,
 ) -> np.ndarray:
     """The blended pixels of one run; with ``wrap`` (light, strength) the backdrop's light tints the edge first."""
     rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
@@ -144,8 +174,13 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
     reads the backdrop pixels it then overwrites, so this is safe).
     """
     wrap = (light(backdrop, matte), matte.light_wrap) if matte.light_wrap > 0 else None
+    fix = correction(image, BGR, matte.work) if matte.clean_edges else None
     if matte.work.shape[::-1] == matte.size:  # no upsampling to exploit: one blend of the whole frame
-        return _blend_run(image, backdrop, matte.work, wrap, Run(0, 0, *matte.size, "blend"))
+        whole = Run(0, 0, *matte.size, "blend")
+        out = _blend_run(image, backdrop, matte.work, wrap, whole)
+        if fix is not None:
+            correct(out, fix, whole)
+        return out
     out = backdrop if backdrop_is_scratch else backdrop.copy()
     alpha: np.ndarray | None = None
     for run in plan(matte):
@@ -156,6 +191,20 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
             if alpha is None:
                 alpha = matte.full()
             out[rows, columns] = _blend_run(image, backdrop, alpha, wrap, run)
+    box = band_box(matte) if fix is not None else None
+    if fix is not None and box is not None:
+        correct(out, fix, box)
+    return out
+
+
+def cleaned(image: np.ndarray, matte: Matte) -> np.ndarray:
+    """A BGR ``image`` with the person's estimated colours in the band (a copy; ``image`` when not asked for)."""
+    if not matte.clean_edges:
+        return image
+    out = image.copy()
+    box = band_box(matte)
+    if box is not None:
+        correct(out, correction(image, BGR, matte.work, colours=True), box)
     return out
 
 
@@ -175,11 +224,25 @@ class I420Blender:
         self, image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_scratch: bool = False
     ) -> np.ndarray:
         alpha = matte.i420(self.alpha)
-        if matte.light_wrap > 0:
-            image = self.wrap(image, backdrop, matte, alpha)
+        person = self.wrap(image, backdrop, matte, alpha) if matte.light_wrap > 0 else image
         out = backdrop if backdrop_is_scratch else np.empty_like(backdrop)
         cv2.multiply(backdrop, cv2.bitwise_not(alpha, dst=self.inverse), dst=out, scale=1.0 / 255.0)
-        return cv2.add(out, cv2.multiply(image, alpha, dst=self.product, scale=1.0 / 255.0), dst=out)
+        cv2.add(out, cv2.multiply(person, alpha, dst=self.product, scale=1.0 / 255.0), dst=out)
+        if matte.clean_edges:
+            self.clean(out, image, matte)
+        return out
+
+    def clean(self, out: np.ndarray, image: np.ndarray, matte: Matte) -> None:
+        """Swap the old background's share in the band of the blended ``out`` for the person's, plane by plane,
+        over the band's bounding box (the correction is BIAS, no change, everywhere else)."""
+        box = band_box(matte)
+        if box is None:
+            return
+        fix = correction(image, I420, matte.work)
+        for channel, plane in enumerate(i420_planes(out)):
+            shrink = 1 if channel == 0 else 2  # chroma planes are half size
+            part = Run(box.x0 // shrink, box.y0 // shrink, -(-box.x1 // shrink), -(-box.y1 // shrink), box.kind)
+            correct(plane, fix, part, channel)
 
     def wrap(self, image: np.ndarray, backdrop: np.ndarray, matte: Matte, alpha: np.ndarray) -> np.ndarray:
         """``image`` with the backdrop's light mixed in by ``light_wrap·(255 − alpha)``, over the whole frame."""

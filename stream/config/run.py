@@ -85,6 +85,7 @@ class MaskConfig:
     gamma: float = 1.0  # alpha ** gamma after the levels: below 1 keeps hair and soft parts opaque
     feather: float = 0.0  # Gaussian sigma softening the edge, in pixels of a 720-line output (scaled); 0 = off
     light_wrap: float = 0.0  # 0 … 1: how much blurred backdrop light bleeds onto the edge band; 0 = off
+    clean_edges: bool = True  # the edge band gets the person's estimated colours, not the old background's
 
     def validate(self) -> None:
         require(self.mode in ("soft", "threshold"), "mask.mode", "must be soft or threshold")
