@@ -13,6 +13,10 @@ Light wrap (``Matte.light_wrap`` > 0) mixes the backdrop's light into the person
 spills over a real silhouette: the person's colour there becomes ``image + w·(light − image)`` with
 ``w = light_wrap·(1 − alpha)``, where ``light`` is the backdrop heavily blurred at the working size. It shows
 nowhere alpha is 1 or 0, so on BGR frames it costs only in the band; I420 frames pay it over the frame.
+
+Clean edges (``Matte.clean_edges``) then swap the old background's share of each soft pixel for the person's
+(stream/compositing/foreground.py): a correction made at the working size, upsampled and added over the band's
+bounding box only, on BGR frames and on each I420 plane alike.
 """
 
 from __future__ import annotations
@@ -148,11 +152,7 @@ def correct(out: np.ndarray, fix: np.ndarray, run: Run, channel: int | None = No
 
 
 def _blend_run(
-    image: np.ndarray,
-    backdrop: np.ndarray,
-    alpha: np.ndarray,
-    wrap: tuple[np.ndarray, float] | None,
-    run: Run,
+    image: np.ndarray, backdrop: np.ndarray, alpha: np.ndarray, wrap: tuple[np.ndarray, float] | None, run: Run
 ) -> np.ndarray:
     """The blended pixels of one run; with ``wrap`` (light, strength) the backdrop's light tints the edge first."""
     rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
@@ -191,8 +191,7 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
             if alpha is None:
                 alpha = matte.full()
             out[rows, columns] = _blend_run(image, backdrop, alpha, wrap, run)
-    box = band_box(matte) if fix is not None else None
-    if fix is not None and box is not None:
+    if fix is not None and (box := band_box(matte)) is not None:
         correct(out, fix, box)
     return out
 
