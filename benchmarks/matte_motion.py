@@ -28,8 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import cv2
@@ -54,8 +55,8 @@ from backdrop.video_evaluation import EDGE_BAND, MatteChain, evaluate_video
 SHEET_CLIP = "astronaut σ14"  # the clip whose edges the contact sheet shows: hair, under a dim webcam's noise
 
 
-def config(interval: int | str = 0) -> RunConfig:
-    return dataclasses.replace(RunConfig(), model=ModelConfig(runtime="onnxruntime", interval=interval))  # type: ignore[arg-type]
+def config(interval: int | Literal["auto"] = 0) -> RunConfig:
+    return dataclasses.replace(RunConfig(), model=ModelConfig(runtime="onnxruntime", interval=interval))
 
 
 def decoded(path: Path) -> Iterator[np.ndarray]:
@@ -97,7 +98,7 @@ def edge_sheet(clip: Path, masks: list[np.ndarray], path: Path) -> Path:
     """`eval --video`'s contact sheet of ``clip`` drawn with ``masks`` (MediaPipe's) instead of our matte."""
     crops = EdgeCrops()
     for index, (image, mask) in enumerate(zip(decoded(clip), masks, strict=False)):
-        crops.offer(index, lambda image=image: image, mask)  # type: ignore[misc]
+        crops.offer(index, partial(np.asarray, image), mask)
     return crops.write(path)
 
 
@@ -127,9 +128,9 @@ def panning(folder: Path, segmenter: Segmenter, size: tuple[int, int], frames: i
     }
 
 
-def cpu_per_frame(path: Path, segmenter: Segmenter, size: tuple[int, int], interval: int | str) -> float:
+def cpu_per_frame(path: Path, segmenter: Segmenter, size: tuple[int, int], interval: int | Literal["auto"]) -> float:
     """CPU milliseconds per frame of every per-frame step over the clip, in this process (sequential)."""
-    infer = Infer(segmenter, InferenceSchedule(interval))  # type: ignore[arg-type]
+    infer = Infer(segmenter, InferenceSchedule(interval))
     background = parse_background("color:#00ff00")
     background.open(*size, BGR)
     steps = FrameSteps(infer, Compositor(MaskConfig(), background, *size, BGR, propagate=infer.skips), BGR)

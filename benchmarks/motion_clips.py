@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -27,7 +25,7 @@ from backdrop.model.segmenter import Segmenter
 from backdrop.stream.compositing.backgrounds import cover
 from backdrop.stream.compositing.matte import MatteMaker
 from backdrop.stream.config.run import MaskConfig
-from backdrop.stream.sources.demo_clip import room
+from backdrop.stream.sources.demo_clip import encode_h264, room
 
 ASSETS = Path(__file__).resolve().parents[1] / "backdrop" / "assets"
 MOTIONS = ("still", "talking", "moving", "pan")
@@ -123,12 +121,4 @@ class MotionClip:
 
     def write(self, path: Path, fps: float = 30.0) -> Path:
         """Encode every frame losslessly (H.264 qp 0, yuv420p) and return ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
-            stream.options = {"qp": "0", "preset": "ultrafast"}
-            for image in self.frames():
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-            container.mux(stream.encode(None))
-        return path
+        return encode_h264(path, self.frames(), (self.width, self.height), fps, {"qp": "0", "preset": "ultrafast"})

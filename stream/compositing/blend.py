@@ -174,26 +174,28 @@ def blend(image: np.ndarray, backdrop: np.ndarray, matte: Matte, *, backdrop_is_
     reads the backdrop pixels it then overwrites, so this is safe).
     """
     wrap = (light(backdrop, matte), matte.light_wrap) if matte.light_wrap > 0 else None
-    fix = correction(image, BGR, matte.work) if matte.clean_edges else None
     if matte.work.shape[::-1] == matte.size:  # no upsampling to exploit: one blend of the whole frame
-        whole = Run(0, 0, *matte.size, "blend")
-        out = _blend_run(image, backdrop, matte.work, wrap, whole)
-        if fix is not None:
-            correct(out, fix, whole)
-        return out
-    out = backdrop if backdrop_is_scratch else backdrop.copy()
-    alpha: np.ndarray | None = None
-    for run in plan(matte):
-        rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
-        if run.kind == "image":
-            out[rows, columns] = image[rows, columns]
-        elif run.kind == "blend":
-            if alpha is None:
-                alpha = matte.full()
-            out[rows, columns] = _blend_run(image, backdrop, alpha, wrap, run)
-    if fix is not None and (box := band_box(matte)) is not None:
-        correct(out, fix, box)
+        out = _blend_run(image, backdrop, matte.work, wrap, Run(0, 0, *matte.size, "blend"))
+    else:
+        out = backdrop if backdrop_is_scratch else backdrop.copy()
+        alpha: np.ndarray | None = None
+        for run in plan(matte):
+            rows, columns = slice(run.y0, run.y1), slice(run.x0, run.x1)
+            if run.kind == "image":
+                out[rows, columns] = image[rows, columns]
+            elif run.kind == "blend":
+                if alpha is None:
+                    alpha = matte.full()
+                out[rows, columns] = _blend_run(image, backdrop, alpha, wrap, run)
+    if matte.clean_edges:
+        _clean_band(out, image, matte)
     return out
+
+
+def _clean_band(out: np.ndarray, image: np.ndarray, matte: Matte, *, colours: bool = False) -> None:
+    """Add the clean-edges correction of the BGR ``image`` to ``out`` over the band, in place (none: nothing)."""
+    if (box := band_box(matte)) is not None:
+        correct(out, correction(image, BGR, matte.work, colours=colours), box)
 
 
 def cleaned(image: np.ndarray, matte: Matte) -> np.ndarray:
@@ -201,9 +203,7 @@ def cleaned(image: np.ndarray, matte: Matte) -> np.ndarray:
     if not matte.clean_edges:
         return image
     out = image.copy()
-    box = band_box(matte)
-    if box is not None:
-        correct(out, correction(image, BGR, matte.work, colours=True), box)
+    _clean_band(out, image, matte, colours=True)
     return out
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from backdrop.pixels import luma
+from backdrop.stream.compositing.matte import working_size
 from backdrop.stream.core.frame import Frame
 
 THUMB_SIDE = 32  # long side of the thumbnail, in cells
@@ -24,15 +25,6 @@ SAMPLE_SIDE = 256  # the frame is first sampled to this long side (cheap), then 
 CELL_CHANGE = 10  # |Δ brightness| (0–255) of a cell beyond which it changed
 LARGE_SHARE = 0.25  # a fixed interval infers at once when this share of the cells changed (a cut, a big move)
 AUTO_SHARE = 0.01  # auto infers when this share changed (a still talking head: about 2 frames in 5)
-
-
-def thumb_sizes(width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((sample width, height), (thumbnail width, height)) with the frame's aspect ratio."""
-    scale = max(width, height)
-    return tuple(  # type: ignore[return-value]
-        (max(1, round(width * side / scale)), max(1, round(height * side / scale)))
-        for side in (SAMPLE_SIDE, THUMB_SIDE)
-    )
 
 
 class InferenceSchedule:
@@ -65,8 +57,8 @@ class InferenceSchedule:
     @staticmethod
     def thumbnail(frame: Frame) -> np.ndarray:
         width, height = frame.size
-        sample, thumb = thumb_sizes(width, height)
-        return cv2.resize(luma(frame.image, frame.layout, sample), thumb, interpolation=cv2.INTER_AREA)
+        sample = luma(frame.image, frame.layout, working_size(width, height, SAMPLE_SIDE))
+        return cv2.resize(sample, working_size(width, height, THUMB_SIDE), interpolation=cv2.INTER_AREA)
 
     def changed(self, thumb: np.ndarray, reference: np.ndarray) -> bool:
         if thumb.shape != reference.shape:

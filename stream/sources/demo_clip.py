@@ -10,6 +10,7 @@ check after compositing (which keeps person pixels) that every frame arrived, in
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -108,15 +109,21 @@ def write_clip(
     photo: Path = DEFAULT_PHOTO,
 ) -> Path:
     """Encode the demo clip as H.264 (yuv420p) with PyAV and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     clip = DemoClip(width, height, photo)
+    pictures = (clip.frame(index, with_stamp=with_stamp) for index in range(frames))
+    return encode_h264(Path(path), pictures, (width, height), fps, {"preset": "veryfast", "crf": "18"})
+
+
+def encode_h264(
+    path: Path, pictures: Iterable[np.ndarray], size: tuple[int, int], fps: float, options: dict[str, str]
+) -> Path:
+    """Write BGR ``pictures`` of ``size`` as an H.264 (yuv420p) file with x264 ``options``; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "18"}
-        for index in range(frames):
-            image = clip.frame(index, with_stamp=with_stamp)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = options
+        for image in pictures:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
         container.mux(stream.encode(None))
     return path
