@@ -20,9 +20,18 @@ def general():
     return files, load_keras_model(files.require(".keras")), photo_batch(files.contract.input_size, count=4)
 
 
+def onnx_masks(path, batch) -> np.ndarray:
+    """The model's output for ``batch``, on one thread: ONNX Runtime's thread pool splits some kernels by the load
+    of the moment, which changes the order of float sums (≈ 1e-5 apart on a busy machine); the comparisons of
+    graphs here and in test_model_cli.py are about the graphs, not about that."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(["mask"], {"image": batch})[0]
+
+
 def run_onnx(path, batch):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["mask"], {"image": batch})[0][..., 0]
+    return onnx_masks(path, batch)[..., 0]
 
 
 def run_tflite(path, batch):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from photos import photo_batch
+from test_export import onnx_masks
 from test_model_parity import mediapipe_wheel
 
 from backdrop.model.contract import resolve_model
@@ -24,12 +25,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
-
-
-def onnx_masks(path, batch) -> np.ndarray:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["mask"], {"image": batch})[0]
 
 
 def test_import_regenerates_the_shipped_model(tmp_path):
