@@ -195,11 +195,14 @@ def contamination(image: np.ndarray, layout: str, matte: Matte) -> float | None:
     return float(change[soft].mean())
 
 
-def sheet_colours(image: np.ndarray, layout: str, matte: Matte | None) -> np.ndarray:
-    """The frame's BGR colours as an output shows them over a new background: with clean edges, the band's
-    estimated person colours (what the contact sheet lays over its checker)."""
+SHEET_VERSIONS = ("plain", "clean edges")  # each crop of the contact sheet, before and after
+
+
+def sheet_colours(image: np.ndarray, layout: str, matte: Matte | None) -> list[np.ndarray]:
+    """The frame's BGR colours as an output lays them over a new background, before and after clean edges: the
+    frame's own, then the band's estimated person colours (the same picture when there is no matte or band)."""
     bgr = to_bgr(image, layout)
-    return bgr if matte is None else cleaned(bgr, matte)
+    return [bgr, bgr if matte is None else cleaned(bgr, dataclasses.replace(matte, clean_edges=True))]
 
 
 def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = None, sheet: Path | None = None) -> dict:
@@ -210,7 +213,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
     settings at interval 0 (IoU, dtSSD), the matte it saves inferences against.
     """
     references = ReferenceScores(reference, clip) if reference is not None else None
-    matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops()
+    matted, raw, ghosting, crops = MatteStats(), MatteStats(), Ghosting(), EdgeCrops(SHEET_VERSIONS)
     own, every = Agreement(), Agreement()  # against the frame's own matte, and against interval 0's
     rims: list[float] = []  # per frame, the old background a plain blend would keep in the band
     schedule = InferenceSchedule(config.model.interval, config.model.max_interval)

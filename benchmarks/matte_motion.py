@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,7 +97,7 @@ def edge_sheet(clip: Path, masks: list[np.ndarray], path: Path) -> Path:
     """`eval --video`'s contact sheet of ``clip`` drawn with ``masks`` (MediaPipe's) instead of our matte."""
     crops = EdgeCrops()
     for index, (image, mask) in enumerate(zip(decoded(clip), masks, strict=False)):
-        crops.offer(index, partial(np.asarray, image), mask)
+        crops.offer(index, lambda picture=image: [picture], mask)
     return crops.write(path)
 
 

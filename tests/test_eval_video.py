@@ -52,7 +52,10 @@ def test_video_eval_writes_every_metric_and_a_contact_sheet(capsys, clip: Path, 
     assert len(ghosting["per_frame"]) == FRAMES and ghosting["lag_frames"] >= 0
     assert len(report["per_frame"]["edge_flicker"]) == FRAMES - 1
     picture = cv2.imread(str(sheet))
-    assert picture.shape[1] == 3 * TILE and picture.shape[0] > ROWS * TILE  # four rows of three crops, captioned
+    # four rows of three edge crops, captioned, each crop before and after clean edges
+    assert picture.shape[1] == 3 * 2 * TILE and picture.shape[0] > ROWS * TILE
+    before, after = picture[-TILE:, :TILE].astype(int), picture[-TILE:, TILE : 2 * TILE].astype(int)
+    assert np.abs(before - after).max() > 0  # the band's colours were estimated, not copied
     assert "reference" not in report
     # the swaying person over a coloured room: a plain blend would keep some of the room in the band
     assert report["edge_contamination"]["removed"] and 0 < report["edge_contamination"]["levels"] < 64

@@ -2,7 +2,8 @@
 
 Edge faults (a glow, see-through hair, a halo) are hard to see in a whole frame and obvious in a close
 crop over a pattern that no real background has. Rows are frames spread over the clip; columns are crops
-centred on the top, left and right extremes of the person's 0.5 edge.
+centred on the top, left and right extremes of the person's 0.5 edge, each crop shown once per version of the
+frame's colours (``backdrop eval --video``: the plain blend, then clean edges), side by side.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ class EdgeCrops:
     doubles, so the kept frames stay spread over everything seen so far.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, versions: tuple[str, ...] = ("",)) -> None:
+        self.versions = versions  # names of the pictures each frame is offered in, captioned over their crops
         self.stride = 1
         self.rows: list[tuple[int, list[np.ndarray]]] = []
 
-    def offer(self, index: int, image: Callable[[], np.ndarray], alpha: np.ndarray) -> None:
-        """Keep frame ``index`` if it falls on the stride; ``image`` gives its BGR picture only when kept."""
+    def offer(self, index: int, images: Callable[[], list[np.ndarray]], alpha: np.ndarray) -> None:
+        """Keep frame ``index`` if it falls on the stride; ``images`` gives its BGR pictures, one per version, only
+        when kept."""
         if index % self.stride:
             return
-        self.rows.append((index, edge_tiles(image(), alpha)))
+        self.rows.append((index, edge_tiles(images(), alpha)))
         if len(self.rows) >= 2 * ROWS:
             self.rows = self.rows[::2]
             self.stride *= 2
@@ -46,7 +49,7 @@ class EdgeCrops:
     def write(self, path: Path) -> Path:
         """Draw up to ROWS of the kept frames, evenly spaced, into a PNG at ``path``."""
         picks = np.linspace(0, len(self.rows) - 1, min(ROWS, len(self.rows))).round().astype(int)
-        sheet = np.vstack([labelled(*self.rows[i]) for i in sorted(set(picks.tolist()))])
+        sheet = np.vstack([labelled(*self.rows[i], self.versions) for i in sorted(set(picks.tolist()))])
         path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(path), sheet):
             raise BackdropError(f"cannot write contact sheet {path}")
@@ -75,8 +78,9 @@ def edge_points(alpha: np.ndarray) -> list[tuple[int, int]]:
     return [(int(points[i, 0]), int(points[i, 1])) for i in picks]
 
 
-def edge_tiles(image: np.ndarray, alpha: np.ndarray) -> list[np.ndarray]:
-    """One TILE×TILE crop per edge point: the frame over the checker, weighted by the matte."""
+def edge_tiles(images: list[np.ndarray], alpha: np.ndarray) -> list[np.ndarray]:
+    """TILE×TILE crops, per edge point one of each picture in ``images``: the picture over the checker, weighted
+    by the matte."""
     height, width = alpha.shape
     side = max(8, round(CROP * height))
     background = checker(TILE).astype(np.float32)
@@ -85,15 +89,18 @@ def edge_tiles(image: np.ndarray, alpha: np.ndarray) -> list[np.ndarray]:
         x0 = int(np.clip(x - side // 2, 0, max(0, width - side)))
         y0 = int(np.clip(y - side // 2, 0, max(0, height - side)))
         box = (slice(y0, y0 + side), slice(x0, x0 + side))
-        crop = cv2.resize(image[box], (TILE, TILE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         weight = cv2.resize(alpha[box], (TILE, TILE), interpolation=cv2.INTER_LINEAR)[..., None]
-        tiles.append((crop * weight + background * (1 - weight)).round().astype(np.uint8))
+        for image in images:
+            crop = cv2.resize(image[box], (TILE, TILE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+            tiles.append((crop * weight + background * (1 - weight)).round().astype(np.uint8))
     return tiles
 
 
-def labelled(index: int, tiles: list[np.ndarray]) -> np.ndarray:
-    """The row of one frame's tiles under a caption naming the frame."""
+def labelled(index: int, tiles: list[np.ndarray], versions: tuple[str, ...] = ("",)) -> np.ndarray:
+    """The row of one frame's tiles under a caption naming the frame and, over each tile, its version."""
     row = np.hstack(tiles)
     caption = np.full((LABEL_HEIGHT, row.shape[1], 3), 32, np.uint8)
-    cv2.putText(caption, f"frame {index}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    for i in range(len(tiles)):
+        text = " ".join(filter(None, (f"frame {index}" if i == 0 else "", versions[i % len(versions)])))
+        cv2.putText(caption, text, (i * TILE + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return np.vstack([caption, row])
