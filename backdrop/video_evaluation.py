@@ -11,6 +11,7 @@ edge band and of the interior margin scale with the frame height (given here at 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from backdrop.model.evaluation import temporal_metrics as tm
 from backdrop.model.evaluation.contact_sheet import EdgeCrops
 from backdrop.model.segmenter import load_segmenter
 from backdrop.pixels import IMAGE_SUFFIXES, to_bgr
+from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.blend import Matte, cleaned
 from backdrop.stream.compositing.foreground import BIAS, correction
 from backdrop.stream.compositing.matte import MatteMaker
@@ -34,6 +36,12 @@ from backdrop.stream.sources.video_file import VideoFileSource
 
 EDGE_BAND = 7 / 720  # edge-band radius as a share of the frame height
 INTERIOR_MARGIN = 14 / 720  # how far inside the edge "inside the person" starts, as a share of the height
+VIDEO_METRIC_LABELS = {  # the summary's names of MatteStats' figures
+    "edge_flicker": "edge flicker",
+    "crossings_per_frame": "crossings a frame",
+    "soft_edge_width_px": "soft edge width (px)",
+    "see_through": "see-through",
+}
 
 
 def unfiltered(mask: MaskConfig) -> MaskConfig:
@@ -198,6 +206,12 @@ def contamination(image: np.ndarray, layout: str, matte: Matte) -> float | None:
 SHEET_VERSIONS = ("plain", "clean edges")  # each crop of the contact sheet, before and after
 
 
+def removes_rim(config: RunConfig) -> bool:
+    """Whether the configured output cleans its edges (``mask.clean_edges``, or with auto its background's choice)."""
+    setting = config.mask.clean_edges
+    return parse_background(config.background).cleans_edges if setting == "auto" else setting
+
+
 def sheet_colours(image: np.ndarray, layout: str, matte: Matte | None) -> list[np.ndarray]:
     """The frame's BGR colours as an output lays them over a new background, before and after clean edges: the
     frame's own, then the band's estimated person colours (the same picture when there is no matte or band)."""
@@ -205,8 +219,17 @@ def sheet_colours(image: np.ndarray, layout: str, matte: Matte | None) -> list[n
     return [bgr, bgr if matte is None else cleaned(bgr, dataclasses.replace(matte, clean_edges=True))]
 
 
-def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = None, sheet: Path | None = None) -> dict:
+def evaluate_video(
+    clip: Path,
+    config: RunConfig,
+    *,
+    reference: Path | None = None,
+    sheet: Path | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
+) -> dict:
     """Every temporal metric of the configured matte pipeline over ``clip``, as a JSON-ready dict.
+
+    ``on_frame(done, total)`` hears of every frame scored (``total`` as the file's header says, or None).
 
     The model runs on every frame: the unfiltered matte is each frame's own; the configured matte gets only the
     masks its schedule (``model.interval``) asks for, and with an interval it is also compared with the same
@@ -247,6 +270,8 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
             if references is not None:
                 references.add_frame(frame.index, alpha)
             crops.offer(frame.index, partial(sheet_colours, frame.image, frame.layout, chains[0].matte), alpha)
+            if on_frame is not None:
+                on_frame(frame.index + 1, source.frame_count)
     if chains is None:
         raise BackdropError(f"{clip} has no decodable frames")
     report = {
@@ -263,7 +288,7 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
         "unfiltered": raw.summary(),
         "ghosting": ghosting.summary(),
         "against_unfiltered": own.summary(),
-        "edge_contamination": {"levels": mean(rims), "removed": config.mask.clean_edges},
+        "edge_contamination": {"levels": mean(rims), "removed": removes_rim(config)},
         "per_frame": {"edge_flicker": [round(v, 6) for v in matted.edge_flicker], "crossings": matted.crossings},
     }
     if skips:
@@ -273,3 +298,32 @@ def evaluate_video(clip: Path, config: RunConfig, *, reference: Path | None = No
     if sheet is not None:
         report["sheet"] = str(crops.write(sheet))
     return report
+
+
+def format_video_report(report: dict) -> str:
+    """The human summary of an ``evaluate_video`` report: what was measured, the matte's scores beside the
+    unfiltered ones, ghosting, and the agreements that were measured."""
+    width, height = report["size"]
+    lines = [
+        f"{report['clip']}: {report['frames']} frames {width}x{height}, model {report['model']}, "
+        f"interval {report['interval']} ({report['frames_inferred']} inferred)",
+        "",
+        f"{'':24} {'matte':>10} {'unfiltered':>10}",
+    ]
+    for key, label in VIDEO_METRIC_LABELS.items():
+        lines.append(f"{label:24} {report['matte'][key]:10.4f} {report['unfiltered'][key]:10.4f}")
+    ghosting = report["ghosting"]
+    lines += [
+        "",
+        f"ghosting: {ghosting['pixels_per_frame']:.1f} pixels a frame (worst frame {ghosting['worst_frame']}: "
+        f"{ghosting['worst_pixels']}), lagging {ghosting['lag_frames']:.2f} frames",
+    ]
+    for key, label in (("reference", "reference"), ("against_interval_0", "against interval 0")):
+        if key in report:
+            scores = report[key]
+            lines.append(
+                f"{label}: IoU mean {scores['iou_mean']:.4f}, min {scores['iou_min']:.4f}, dtSSD {scores['dtssd']:.4f}"
+            )
+    if "sheet" in report:
+        lines.append(f"contact sheet: {report['sheet']}")
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +98,7 @@ def edge_sheet(clip: Path, masks: list[np.ndarray], path: Path) -> Path:
     """`eval --video`'s contact sheet of ``clip`` drawn with ``masks`` (MediaPipe's) instead of our matte."""
     crops = EdgeCrops()
     for index, (image, mask) in enumerate(zip(decoded(clip), masks, strict=False)):
-        crops.offer(index, lambda picture=image: [picture], mask)
+        crops.offer(index, partial(list, (image,)), mask)  # one version of each frame: its own picture
     return crops.write(path)
 
 

@@ -6,11 +6,14 @@ so the right answer in the band is known: ``α·F + (1 − α)·N`` over a new b
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from backdrop.pixels import bgr_to_i420, i420_to_bgr
+from backdrop.stream.compositing.backgrounds import parse_background
 from backdrop.stream.compositing.blend import I420Blender, Matte, blend, cleaned
 
 W, H = 640, 360
@@ -67,3 +70,16 @@ def test_the_old_wall_is_gone_from_the_composite(layout: str) -> None:
     assert error(ours, ideal, soft) < 0.5 * error(plain, ideal, soft)
     redness = [float((picture[..., 2].astype(int) - picture[..., 1])[soft].mean()) for picture in (ours, plain)]
     assert redness[0] < redness[1] - 10  # the pink rim: red over green in the band, less of it
+
+
+@pytest.mark.parametrize(("spec", "cleans"), [("color:#28c83c", True), ("blur:21", False), ("transparent", True)])
+def test_auto_cleans_edges_on_every_background_but_blur(spec: str, cleans: bool) -> None:
+    """``mask.clean_edges: auto`` (the default): a blur's backdrop is the old wall itself, so its band is left alone."""
+    frame, matte, _, _ = scene()
+    outputs = {}
+    for setting in (None, True, False):  # None: auto, the background decides
+        background = parse_background(spec)
+        background.open(W, H)
+        outputs[setting] = background.compose(frame, dataclasses.replace(matte, clean_edges=setting))
+    assert not np.array_equal(outputs[True], outputs[False])  # the setting matters on this background
+    assert np.array_equal(outputs[None], outputs[cleans])

@@ -49,7 +49,8 @@ class EdgeCrops:
     def write(self, path: Path) -> Path:
         """Draw up to ROWS of the kept frames, evenly spaced, into a PNG at ``path``."""
         picks = np.linspace(0, len(self.rows) - 1, min(ROWS, len(self.rows))).round().astype(int)
-        sheet = np.vstack([labelled(*self.rows[i], self.versions) for i in sorted(set(picks.tolist()))])
+        rows = [self.rows[i] for i in sorted(set(picks.tolist()))]
+        sheet = np.vstack([labelled(index, tiles, self.versions) for index, tiles in rows])
         path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(path), sheet):
             raise BackdropError(f"cannot write contact sheet {path}")

@@ -21,6 +21,7 @@ bounding box only, on BGR frames and on each I420 plane alike.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -42,7 +43,13 @@ class Matte:
     work: np.ndarray
     size: tuple[int, int]  # full (width, height)
     light_wrap: float = 0.0  # 0 … 1: backdrop light mixed onto the edge band (see the module docstring)
-    clean_edges: bool = False  # the band gets the person's estimated colours, not the frame's (foreground.py)
+    # the band gets the person's estimated colours, not the frame's (foreground.py); None: as the background
+    # prefers (Background.cleans_edges), which sets it before blending
+    clean_edges: bool | None = False
+
+    def cleaning(self, default: bool) -> Matte:
+        """This matte with ``clean_edges`` decided: ``default`` where it was left to the background."""
+        return self if self.clean_edges is not None else dataclasses.replace(self, clean_edges=default)
 
     def full(self) -> np.ndarray:
         """The matte at full resolution (float32)."""

@@ -67,7 +67,7 @@ def correction(image: np.ndarray, layout: str, work: np.ndarray, *, colours: boo
     # a cut-out's colours change only where it is soft: where alpha is 0 or 1 the frame's stay as they are
     share = np.where(work > 0.0, 1.0 - work, 0.0).astype(np.float32) if colours else work * (1.0 - work)
     change = cv2.multiply(difference, cv2.merge([share, share, share]))  # a third of numpy's broadcast multiply
-    change += BIAS + 0.5  # rounded by the conversion below
+    np.add(change, BIAS + 0.5, out=change)  # rounded by the conversion below
     if colours:  # a composite's change is at most 64 levels either way; a colour's may be more
         np.clip(change, 0.0, 255.0, out=change)
     return change.astype(np.uint8)  # 8-bit: fast to upsample

@@ -86,4 +86,5 @@ class MatteMaker:
         if self.feather_sigma > 0:
             work = cv2.GaussianBlur(work, (0, 0), self.feather_sigma)
         # snap near-certain values to exactly 0 or 1: invisible, and it keeps the costly blend to the true edge band
-        return Matte(stretch(work, SNAP, 1.0 - SNAP), self.size, config.light_wrap, config.clean_edges), state
+        clean = None if config.clean_edges == "auto" else config.clean_edges  # None: the background decides
+        return Matte(stretch(work, SNAP, 1.0 - SNAP), self.size, config.light_wrap, clean), state
