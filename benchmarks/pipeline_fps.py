@@ -14,17 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from backdrop.errors import SourceError
 from backdrop.model.segmenter import Segmenter, load_segmenter
@@ -135,15 +136,35 @@ def run_codec_floor(clip: Path, output: Path, *, queue_size: int = 4) -> tuple[f
     return timed.result(written)
 
 
-def cli_run(clip: Path, output: Path, *extra: str | Path) -> float:
-    """Wall time of ``backdrop run`` as a fresh process (imports, model load, run, close)."""
+class ProcessRun(NamedTuple):
+    """One fresh process run to its end."""
+
+    wall_s: float
+    cpu_s: float  # user + system time of the process and of the children it waited for (an encoder, say)
+    stdout: str
+
+
+def run_process(command: Sequence[str | Path]) -> ProcessRun:
+    """Run ``command`` to its end; CalledProcessError (stderr kept) when it fails.
+
+    The CPU time is the kernel's account of the child (resource usage of waited-for children, before and after),
+    so it counts every thread and helper process of the child whatever else runs on the machine.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "backdrop.cli", "run", "--source", str(clip), "--output", str(output),
-         "--runtime", "onnxruntime", "--no-progress", *map(str, extra)],
-        check=True, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return time.perf_counter() - started
+    done = subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return ProcessRun(wall, cpu, done.stdout)
+
+
+def cli_run(clip: Path, output: Path, *extra: str | Path) -> ProcessRun:
+    """``backdrop run`` as a fresh process (imports, model load, run, close), over an earlier run's ``output``."""
+    output.unlink(missing_ok=True)  # run never replaces a file it did not write
+    return run_process(
+        [sys.executable, "-m", "backdrop.cli", "run", "--source", clip, "--output", output, "--no-progress", *extra]
+    )
 
 
 def measure(clip: Path, folder: Path, args: Settings) -> dict[str, Any]:
@@ -167,8 +188,9 @@ def measure(clip: Path, folder: Path, args: Settings) -> dict[str, Any]:
 
 def measure_process(clip: Path, folder: Path) -> dict[str, object]:
     """Start-up to the first written frame, and peak RSS of a whole run, both of a fresh ``backdrop`` process."""
-    startup = statistics.median(cli_run(clip, folder / "one.mp4", "--max-frames", "1") for _ in range(3))
-    cli_run(clip, folder / "all.mp4", "--stats-json", folder / "all.json")
+    onnx = ("--runtime", "onnxruntime")
+    startup = statistics.median(cli_run(clip, folder / "one.mp4", *onnx, "--max-frames", "1").wall_s for _ in range(3))
+    cli_run(clip, folder / "all.mp4", *onnx, "--stats-json", folder / "all.json")
     peak_mb = json.loads((folder / "all.json").read_text())["totals"]["peak_rss_mb"]  # as the process itself saw it
     return {"startup_to_first_frame_s": round(startup, 2), "peak_rss_mb": peak_mb}
 

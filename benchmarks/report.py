@@ -13,8 +13,15 @@ The result is one JSON object (schema documented in README.md, "Result JSON"):
     stages      {"baseline", "runtime", "threads", "settings", "rows": [{resolution, size, stage,
                  ms: {median, min, max, runs}, cpu_ms, ratio}]}               ratio = this ms ÷ inference ms
     pipeline    {"baseline", "settings", "rows": [{input, resolution, size, frames, runtime, mode,
-                 fps: {median, min, max, runs}, cpu_ms_per_frame, ratio}]}    ratio = this fps ÷ sequential fps
+                 fps: {median, min, max, runs}, cpu_ms_per_frame, ratio}],  ratio = this fps ÷ sequential fps
+                 "against_stages": {"stages", "threads", "rows": [{input, resolution, runtime,
+                 stages_cpu_ms: {stage: ms}, sum_cpu_ms, pipeline_cpu_ms, ratio}]}}
+                                                 ratio = pipeline CPU ms ÷ the sum of its stages' CPU ms
                  mode: pipeline | sequential | codec_floor (decode → encode alone, no model)
+    peer        only with --against mediapipe: {"baseline": "mediapipe", "mediapipe" (version), "settings",
+                 "rows": [{input, resolution, size, frames, background, ours, fps: {median, min, max, runs},
+                 mediapipe_fps: {…}, cpu_ms_per_frame, mediapipe_cpu_ms_per_frame, pairs, ratio, cpu_ratio}]}
+                                  ratio = our fps ÷ MediaPipe's; cpu_ratio = our CPU ms ÷ MediaPipe's (medians)
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ SECTIONS = {  # section -> (fields that identify a row, the statistic's field, i
     "model": (("runtime", "variant", "batch", "threads"), "ms_per_frame", "ms/frame", False),
     "stages": (("resolution", "stage"), "ms", "ms", False),
     "pipeline": (("resolution", "runtime", "mode"), "fps", "fps", True),
+    "peer": (("resolution", "background"), "fps", "fps", True),
 }
+OPTIONAL = ("peer",)  # sections only some runs have
 STATUSES = ("measured", "unavailable", "skipped", "failed")
 
 
@@ -44,7 +53,7 @@ def validate(data: Any, name: str = "result") -> dict[str, Any]:
 
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         fail(f'expected "schema": "{SCHEMA}"')
-    for key in ("quick", "duration_s", "machine", "runtimes", *SECTIONS):
+    for key in ("quick", "duration_s", "machine", "runtimes", *(s for s in SECTIONS if s not in OPTIONAL)):
         if key not in data:
             fail(f"missing {key!r}")
     if not isinstance(data["machine"], dict) or not isinstance(data["runtimes"], dict):
@@ -53,6 +62,8 @@ def validate(data: Any, name: str = "result") -> dict[str, Any]:
         if not isinstance(entry, dict) or entry.get("status") not in STATUSES:
             fail(f"runtimes.{runtime}.status must be one of {', '.join(STATUSES)}")
     for section, (keys, stat, _, _) in SECTIONS.items():
+        if section not in data:
+            continue
         rows = data[section].get("rows") if isinstance(data[section], dict) else None
         if not isinstance(rows, list):
             fail(f"{section}.rows must be a list")
@@ -198,6 +209,75 @@ def pipeline_table(section: dict[str, Any]) -> str:
     return _table(header, rows) + "\n\n" + note
 
 
+def stages_sum_table(section: dict[str, Any]) -> str:
+    """The pipeline's CPU per frame against the sum of its stages' CPU, each stage timed alone."""
+    against = section["against_stages"]
+    if not against["rows"]:
+        return "_no stage was timed at an input's size with the pipeline's runtime_"
+    names = against["stages"]
+    rows = [
+        [
+            r["input"],
+            r["runtime"],
+            *(f"{r['stages_cpu_ms'][name]:.2f}" for name in names),
+            f"{r['sum_cpu_ms']:.2f}",
+            f"{r['pipeline_cpu_ms']:.2f}",
+            _ratio(r["ratio"]),
+        ]
+        for r in against["rows"]
+    ]
+    note = (
+        "CPU ms per frame (all threads). Each stage timed alone (the per-stage section's medians, runtime threads "
+        f"{against['threads'] or 'default'}) against the pipeline's whole run (the end-to-end section's, runtime "
+        f"threads {section['settings']['pipeline_threads'] or 'default'}, opening the clip and the model included). "
+        "Above 1× is what running the stages together adds: threads, queues, hand-overs (target ≤ 1.15×)."
+    )
+    header = ("input", "runtime", *names, "sum of stages", "pipeline", "pipeline ÷ sum")
+    return _table(header, rows) + "\n\n" + note
+
+
+def peer_table(section: dict[str, Any]) -> str:
+    """Backdrop against MediaPipe's documented loop, whole process against whole process, with both ratios."""
+
+    def fps(summary: dict[str, float]) -> str:
+        return f"{summary['median']:.1f} ({summary['min']:.1f}–{summary['max']:.1f})"
+
+    rows = [
+        [
+            r["resolution"],
+            r["ours"],
+            fps(r["fps"]),
+            fps(r["mediapipe_fps"]),
+            _ratio(r["ratio"]),
+            f"{r['cpu_ms_per_frame']:.1f}",
+            f"{r['mediapipe_cpu_ms_per_frame']:.1f}",
+            _ratio(r["cpu_ratio"]),
+        ]
+        for r in section["rows"]
+    ]
+    settings = section["settings"]
+    note = (
+        f"Median fps (min–max) of {settings['pairs']} interleaved pairs (Backdrop, MediaPipe, Backdrop, …) on the "
+        f"same clip, each a whole process from its start to a finished H.264 file ({settings['encoder']}): "
+        f"{settings['ours']} against MediaPipe {section['mediapipe']}'s {settings['theirs']}, in its own "
+        "interpreter, writing through the ffmpeg command. MediaPipe's background is its example's grey plate, or "
+        "the whole frame blurred by cv2.GaussianBlur at the same kernel. Speed ratio: Backdrop fps ÷ MediaPipe's; "
+        "CPU ratio: Backdrop's CPU ms per frame ÷ MediaPipe's (below 1: less), each process's user + system time "
+        "with its helpers', as the kernel counts it."
+    )
+    header = (
+        "resolution",
+        "background",
+        "Backdrop fps",
+        "MediaPipe fps",
+        "speed ratio",
+        "Backdrop CPU ms/frame",
+        "MediaPipe CPU ms/frame",
+        "CPU ratio",
+    )
+    return _table(header, rows) + "\n\n" + note
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole result as Markdown: machine, runtimes, then one table per section."""
     machine = result["machine"]
@@ -212,6 +292,8 @@ def markdown(result: dict[str, Any]) -> str:
             "### Model only\n\n" + model_table(result["model"]),
             "### Per-stage cost\n\n" + stage_table(result["stages"]),
             "### End to end\n\n" + pipeline_table(result["pipeline"]),
+            "### Pipeline CPU against its stages\n\n" + stages_sum_table(result["pipeline"]),
+            *(["### Against MediaPipe's loop\n\n" + peer_table(result["peer"])] if "peer" in result else []),
         ]
     )
 
@@ -328,8 +410,10 @@ def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A",
     ]
     out.append("### Machine\n\n" + (_table(("", *names), changed) if changed else "_same machine and versions_"))
     for section, (keys, stat, unit, higher) in SECTIONS.items():
-        index_a = {tuple(r[k] for k in keys): r for r in a[section]["rows"]}
-        index_b = {tuple(r[k] for k in keys): r for r in b[section]["rows"]}
+        if section not in a and section not in b:
+            continue
+        index_a = {tuple(r[k] for k in keys): r for r in a.get(section, {"rows": []})["rows"]}
+        index_b = {tuple(r[k] for k in keys): r for r in b.get(section, {"rows": []})["rows"]}
         rows = []
         for key in [*index_a, *(k for k in index_b if k not in index_a)]:
             ra, rb = index_a.get(key), index_b.get(key)
@@ -350,7 +434,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A",
             )
         header = (" ".join(keys), f"{names[0]} {unit}", f"{names[1]} {unit}", "speed B ÷ A", "ratio A", "ratio B")
         text = f"### {section}\n\n" + (_table(header, rows) if rows else "_no rows_")
-        if a[section]["baseline"] != b[section]["baseline"]:
+        if section in a and section in b and a[section]["baseline"] != b[section]["baseline"]:
             text += (
                 f"\n\nThe baselines differ ({a[section]['baseline']} in {names[0]}, {b[section]['baseline']} in "
                 f"{names[1]}): compare the ratio columns with care."

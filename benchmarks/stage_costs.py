@@ -40,6 +40,13 @@ BACKGROUNDS = ("blur:21", "color:#00b140", "image", "video", "transparent", "mas
 BASELINE_STAGE = "inference"
 ENCODER_FRAMES = 16  # distinct frames the encoder and the motion steps cycle through
 FLOW_STAGE = "flow + warp"
+DEFAULT_MATTE_STAGE = "matte (edge + motion)"
+
+
+def pipeline_stages(background: str) -> tuple[str, ...]:
+    """The stages a file → file run with ``background`` goes through, each frame once (the motion step is part of
+    the default matte), as named in this section's rows."""
+    return ("decode", "preprocess", BASELINE_STAGE, DEFAULT_MATTE_STAGE, f"composite {background}", "encode")
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,7 @@ def _stage_calls(
     yield FLOW_STAGE, _FlowAndWarp(MatteMaker(MaskConfig(), width, height, I420), frames, masks)
     # The default matte of a stream: working-size luma, mask resize, edge refinement, flow + warp of the previous
     # state (the row above), the motion-aware blend, feathering and the snap; the state carried between calls.
-    yield "matte (edge + motion)", _CarriedMatte(MatteMaker(MaskConfig(), width, height, I420), frames, masks)
+    yield DEFAULT_MATTE_STAGE, _CarriedMatte(MatteMaker(MaskConfig(), width, height, I420), frames, masks)
     for mode in BACKGROUNDS:
         background = parse_background(_background_spec(mode, folder, clip))
         layout = I420 if I420 in background.layouts else BGR

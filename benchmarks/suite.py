@@ -1,8 +1,10 @@
 """Runs every benchmark section in turn behind one progress bar and assembles the result.
 
-Sections: model only (benchmarks.model_speed), per-stage cost (benchmarks.stage_costs) and end to end
-(benchmarks.end_to_end, on benchmarks.pipeline_fps). The machine is described at the start, and its load
-average taken again at the end, because other work on the machine is the largest source of noise.
+Sections: model only (benchmarks.model_speed), per-stage cost (benchmarks.stage_costs), end to end
+(benchmarks.end_to_end, on benchmarks.pipeline_fps, with its CPU set against the stages') and, with
+``--against mediapipe``, Backdrop against MediaPipe's documented loop (benchmarks.peer). The machine is described
+at the start, and its load average taken again at the end, because other work on the machine is the largest
+source of noise.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from backdrop.benchmarks.end_to_end import Input, PipelinePlan, measure_pipeline
+from backdrop.benchmarks.end_to_end import Input, PipelinePlan, against_stages, measure_pipeline
 from backdrop.benchmarks.inputs import demo_clip, record
 from backdrop.benchmarks.machine import describe_machine, load_average
 from backdrop.benchmarks.model_speed import ModelPlan, measure_models
+from backdrop.benchmarks.peer import PeerPlan, measure_peer
 from backdrop.benchmarks.pipeline_fps import Settings
 from backdrop.benchmarks.report import SCHEMA, validate
 from backdrop.benchmarks.stage_costs import StagePlan, measure_stages
@@ -43,7 +46,9 @@ class BenchOptions:
     stage_warmup: int = 5
     stage_repeats: int = 50
     pipeline_repeats: int = 3
-    threads: int | None = None  # runtime threads for the per-stage inference cost
+    threads: int | None = None  # runtime threads for the per-stage inference cost; None: the pipeline's
+    mediapipe: tuple[str, str] | None = None  # --against mediapipe: its interpreter and version
+    peer_resolutions: tuple[tuple[str, int, int], ...] = ()  # where the demo clip is run against MediaPipe
 
 
 class Progress:
@@ -132,6 +137,11 @@ def prepare_inputs(options: BenchOptions, folder: Path) -> list[Input]:
     return [Input(size, size, path, description, frames)]
 
 
+def peer_inputs_for(options: BenchOptions, inputs: list[Input], folder: Path) -> list[Input]:
+    """What runs against MediaPipe: the given source as it is, else the demo clip at the peer resolutions."""
+    return inputs if options.source else prepare_inputs(replace(options, resolutions=options.peer_resolutions), folder)
+
+
 def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, progress: bool = True) -> dict[str, Any]:
     """Run every section and return the validated result."""
     from backdrop.model.segmenter import load_segmenter
@@ -146,12 +156,14 @@ def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, pr
         tuple(n for n in measured if n not in SLOW_TO_START) or measured[:1],
         Settings(repeats=options.pipeline_repeats),
     )
+    peer_plan = PeerPlan(*options.mediapipe, pairs=options.pipeline_repeats) if options.mediapipe else None
     with tempfile.TemporaryDirectory(prefix="backdrop-bench-") as scratch:
         folder = Path(scratch)
         inputs = prepare_inputs(options, folder)  # first, so a bad --source fails before minutes of timing
-        bar = Progress(
-            model_plan.cells + stage_plan.cells + pipeline_plan.cells(len(inputs)), progress_stream, enabled=progress
-        )
+        peer_inputs = [] if peer_plan is None else peer_inputs_for(options, inputs, folder)
+        cells = model_plan.cells + stage_plan.cells + pipeline_plan.cells(len(inputs))
+        cells += peer_plan.cells(len(peer_inputs)) if peer_plan else 0
+        bar = Progress(cells, progress_stream, enabled=progress)
         model = measure_models(
             model_plan,
             on_row=lambda r: bar.step(f"model {r['runtime']} {r['variant']} batch {r['batch']} threads {r['threads']}"),
@@ -164,11 +176,15 @@ def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, pr
         kept = tuple(name for name in pipeline_plan.runtimes if name in working) or working[:1]
         bar.total += (len(kept) - len(pipeline_plan.runtimes)) * len(inputs)
         pipeline_plan = replace(pipeline_plan, runtimes=kept)
-        with load_segmenter("general", working[0], threads=options.threads) as segmenter:
+        # the pipeline's runtime threads unless asked otherwise, so the stages add up to the work the pipeline does
+        threads = options.threads or pipeline_plan.settings.pipeline_threads
+        with load_segmenter("general", working[0], threads=threads) as segmenter:
             stages = measure_stages(
                 stage_plan, segmenter, work_dir=folder, on_row=lambda r: bar.step(f"{r['stage']} {r['resolution']}")
             )
         pipeline = measure_pipeline(pipeline_plan, inputs, folder, on_run=bar.step)
+        pipeline["against_stages"] = against_stages(pipeline, stages)
+        peer = measure_peer(peer_plan, peer_inputs, folder, on_cell=bar.step) if peer_plan else None
         bar.finish()
     machine["load_average_end"] = load_average()
     for name in working:
@@ -184,5 +200,6 @@ def run_suite(options: BenchOptions, *, progress_stream: TextIO = sys.stderr, pr
         "model": model,
         "stages": stages,
         "pipeline": pipeline,
+        **({"peer": peer} if peer else {}),
     }
     return validate(result)

@@ -13,11 +13,12 @@ import cv2
 import pytest
 from clips import run_cli
 from rtsp_fixtures import Publisher, Relay, publisher, relay  # noqa: F401
+from test_resampling import mediapipe_python
 
 from backdrop.benchmarks import report
 from backdrop.benchmarks.end_to_end import MODES
 from backdrop.benchmarks.model_speed import BATCHES, THREADS, VARIANTS
-from backdrop.benchmarks.stage_costs import BACKGROUNDS
+from backdrop.benchmarks.stage_costs import BACKGROUNDS, pipeline_stages
 from backdrop.model.segmenter import available_runtimes
 
 STAGES = {
@@ -71,6 +72,15 @@ def assert_consistent(data: dict) -> None:
         assert row["ratio"] == pytest.approx(
             row["fps"]["median"] / loops[row["resolution"], row["runtime"]], rel=1e-2, abs=1e-3
         )
+    # the pipeline's CPU against its stages': the sum is of the stage rows' own CPU figures
+    against = data["pipeline"]["against_stages"]
+    assert against["rows"] and against["stages"] == list(pipeline_stages(data["pipeline"]["settings"]["background"]))
+    stage_cpu = {(r["resolution"], r["stage"]): r["cpu_ms"] for r in data["stages"]["rows"]}
+    for row in against["rows"]:
+        assert row["runtime"] == data["stages"]["runtime"]
+        assert row["stages_cpu_ms"] == {name: stage_cpu[row["resolution"], name] for name in against["stages"]}
+        assert row["sum_cpu_ms"] == pytest.approx(sum(row["stages_cpu_ms"].values()), abs=0.01)
+        assert row["ratio"] == pytest.approx(row["pipeline_cpu_ms"] / row["sum_cpu_ms"], rel=1e-2) and row["ratio"] > 0
 
 
 @pytest.mark.slow
@@ -107,8 +117,15 @@ def test_quick_bench_writes_a_valid_result_table_and_plots(quick_run: tuple[Path
     # stdout is the Markdown table, also saved; it names every measured runtime and every stage
     table = (out / "bench.md").read_text()
     assert result.stdout.strip() == table.strip()
-    for heading in ("### Runtimes", "### Model only", "### Per-stage cost", "### End to end"):
+    for heading in (
+        "### Runtimes",
+        "### Model only",
+        "### Per-stage cost",
+        "### End to end",
+        "### Pipeline CPU against its stages",
+    ):
         assert heading in table
+    assert "peer" not in data and "MediaPipe" not in table  # only with --against
     for name in [*measured, *STAGES]:
         assert f"| {name} |" in table
     # the README got the same tables between its markers; the rest of it is unchanged
@@ -191,6 +208,8 @@ def test_live_source_is_recorded_for_the_given_seconds(relay: Relay, publisher: 
         (("--compare", "{tmp}/missing.json", "{tmp}/missing.json"), "cannot read {tmp}/missing.json"),
         (("--compare", "{tmp}/other.json", "{tmp}/other.json"), "is not a backdrop bench result"),
         (("--readme", "{tmp}/other.json"), "has no <!-- bench:start --> … <!-- bench:end --> markers"),
+        (("--mediapipe-python", "{tmp}/python"), "--mediapipe-python is for --against mediapipe"),
+        (("--against", "mediapipe", "--mediapipe-python", "{tmp}/python"), "cannot start {tmp}/python"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path, args, message):
@@ -208,3 +227,36 @@ def test_an_unusable_runtime_asked_for_by_name_says_why(capsys: pytest.CaptureFi
         pytest.skip("TensorRT runs here")
     code, stderr = run_cli(capsys, "bench", "--runtime", "tensorrt")
     assert code == 2 and stderr.strip() == f"backdrop: error: runtime tensorrt cannot run here: {reason}"
+
+
+@pytest.mark.slow
+def test_against_mediapipe_runs_both_whole_loops_in_pairs(tmp_path):
+    """Both loops run on the same tiny clip, as whole processes; the rows hold both sides and their ratios."""
+    python = mediapipe_python()
+    out = tmp_path / "r.json"
+    quick = ("--quick", "--runtime", "onnxruntime", "--resolution", "160x96", "--frames", "12", "--no-progress")
+    result = backdrop("bench", *quick, "--against", "mediapipe", "--mediapipe-python", python, "--json", out)
+    assert result.returncode == 0, result.stderr
+    data = report.load(out)
+    assert_consistent(data)
+    peer = data["peer"]
+    assert peer["mediapipe"][0].isdigit() and peer["settings"]["pairs"] == 1
+    assert [(r["resolution"], r["background"]) for r in peer["rows"]] == [("160x96", "color"), ("160x96", "blur")]
+    for row in peer["rows"]:
+        assert row["frames"] == 12 and row["pairs"] == row["fps"]["runs"] == row["mediapipe_fps"]["runs"] == 1
+        assert row["fps"]["median"] > 0 and row["mediapipe_fps"]["median"] > 0
+        assert row["cpu_ms_per_frame"] > 0 and row["mediapipe_cpu_ms_per_frame"] > 0
+        assert row["ratio"] == pytest.approx(row["fps"]["median"] / row["mediapipe_fps"]["median"], rel=1e-2)
+        assert row["cpu_ratio"] == pytest.approx(row["cpu_ms_per_frame"] / row["mediapipe_cpu_ms_per_frame"], rel=1e-2)
+    table = result.stdout
+    assert "### Against MediaPipe's loop" in table
+    assert "| 160x96 | color:#c0c0c0 |" in table and "| 160x96 | blur:21 |" in table
+
+
+def test_against_mediapipe_without_its_interpreter_says_how_to_get_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("BACKDROP_MEDIAPIPE_PYTHON", raising=False)  # and this interpreter has no mediapipe
+    code, stderr = run_cli(capsys, "bench", "--against", "mediapipe", "--no-progress")
+    assert code == 2 and stderr.strip().splitlines() == [stderr.strip()]
+    assert "needs a Python with mediapipe" in stderr and "make mediapipe-env" in stderr

@@ -1,4 +1,5 @@
-"""`backdrop bench`: how fast Backdrop runs here, per runtime, setting, stage and resolution; `--compare` two runs."""
+"""`backdrop bench`: how fast Backdrop runs here, per runtime, setting, stage and resolution, and against MediaPipe's
+documented loop (`--against mediapipe`); `--compare` two runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from backdrop.benchmarks.suite import BenchOptions
 
 FULL_RESOLUTIONS = "480p,720p,1080p"
+PEER_RESOLUTIONS = "720p,1080p"  # --against: where a user would feel the difference
 # --quick: every section, fewer and shorter repeats, the smallest resolution
 QUICK_RESOLUTIONS = "480p"
 QUICK: dict[str, int] = {
@@ -40,7 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--duration", type=float, help="seconds to record a live --source URL for")
     parser.add_argument("--frames", type=int, help="frames per end-to-end input (default 150)")
     parser.add_argument("--repeats", type=int, help="timed model runs per setting (default 100)")
-    parser.add_argument("--threads", type=int, help="runtime threads for the per-stage inference cost")
+    parser.add_argument(
+        "--threads", type=int, help="runtime threads for the per-stage inference cost (default: the pipeline's, 1)"
+    )
+    parser.add_argument(
+        "--against",
+        choices=("mediapipe",),
+        help=f"also run MediaPipe's documented loop against `backdrop run`, whole processes (at {PEER_RESOLUTIONS})",
+    )
+    parser.add_argument(
+        "--mediapipe-python", help="an interpreter with mediapipe for --against (default: $BACKDROP_MEDIAPIPE_PYTHON)"
+    )
     parser.add_argument("--out", type=Path, help="folder for bench.json, bench.md, fps.png and stages.png")
     parser.add_argument("--json", type=Path, help="write the result JSON here")
     parser.add_argument("--readme", type=Path, help="put the tables between the bench markers of this README")
@@ -52,8 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _options(args: argparse.Namespace) -> BenchOptions:
+def _resolutions(text: str) -> tuple[tuple[str, int, int], ...]:
     from backdrop.benchmarks.inputs import parse_resolution
+
+    resolutions = tuple(parse_resolution(part.strip()) for part in text.split(",") if part.strip())
+    if not resolutions:
+        raise ConfigError("--resolution needs at least one resolution")
+    return resolutions
+
+
+def _options(args: argparse.Namespace) -> BenchOptions:
+    from backdrop.benchmarks.peer import find_mediapipe
     from backdrop.benchmarks.suite import BenchOptions
 
     settings = QUICK if args.quick else {}
@@ -62,18 +83,20 @@ def _options(args: argparse.Namespace) -> BenchOptions:
             raise ConfigError(f"--{name} must be at least 1, got {value}")
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}")
-    resolutions = args.resolution or (QUICK_RESOLUTIONS if args.quick else FULL_RESOLUTIONS)
+    if args.mediapipe_python and not args.against:
+        raise ConfigError("--mediapipe-python is for --against mediapipe")
+    full, peer = (QUICK_RESOLUTIONS, QUICK_RESOLUTIONS) if args.quick else (FULL_RESOLUTIONS, PEER_RESOLUTIONS)
     options = BenchOptions(
         quick=args.quick,
         runtimes=tuple(dict.fromkeys(args.runtime or ())),
-        resolutions=tuple(parse_resolution(part.strip()) for part in resolutions.split(",") if part.strip()),
+        resolutions=_resolutions(args.resolution or full),
         source=args.source,
         duration_s=args.duration,
         threads=args.threads,
+        peer_resolutions=_resolutions(args.resolution or peer),
+        mediapipe=find_mediapipe(args.mediapipe_python) if args.against else None,
         **settings,
     )
-    if not options.resolutions:
-        raise ConfigError("--resolution needs at least one resolution")
     if args.frames:
         options = replace(options, frames=args.frames)
     if args.repeats:
@@ -92,7 +115,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
     if args.out is not None:
         if importlib.util.find_spec("matplotlib") is None:
-            raise ConfigError("--out draws plots with matplotlib: pip install 'backdrop[bench]' (or use --json)")
+            raise ConfigError("--out draws plots with matplotlib: pip install 'backdrop-video[bench]' (or use --json)")
         _check_writable(args.out, "results to")
     if args.json is not None:
         _check_writable(args.json, "JSON")
