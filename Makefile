@@ -9,15 +9,30 @@ MEDIAPIPE_VENV := .cache/mpvenv
 APT_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-libav ffmpeg chromium xvfb xdotool
 
-.PHONY: install system-deps fetch-mediapipe mediapipe-env demo test test-fast lint bench weights clean
+.PHONY: install install-core system-deps fetch-mediapipe mediapipe-env demo test test-fast lint docs bench weights clean
 
-install: $(VENV)/.installed
+# Two stamps: `make demo` installs the core alone (numpy, OpenCV headless, ONNX Runtime, PyAV: no TensorFlow, Ray,
+# pygame or pytest); `make test`, `lint` and `bench` add the dev extras on top. The dev stamp refreshes the core's
+# (and the docs') stamp, so `make demo` after `make test` installs nothing, and `make test` after `make demo` adds
+# only what the demo left out.
+install: $(VENV)/.installed-dev
+install-core: $(VENV)/.installed-core
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+
+$(VENV)/.installed-core: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@ $(VENV)/.installed-core
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-core $(VENV)/.installed-docs
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,11 +58,12 @@ $(MEDIAPIPE_VENV)/.installed: | fetch-mediapipe
 	$(MEDIAPIPE_VENV)/bin/python -c "import mediapipe as mp; mp.solutions.selfie_segmentation.SelfieSegmentation"
 	touch $@
 
-# The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred.
-demo: install
+# The bundled default: a 5 s 720p clip of a person made from a public-domain photo, background blurred. The core
+# install is all it needs; -y replaces the outputs of an earlier `make demo`.
+demo: install-core
 	$(PY) -m backdrop.stream.sources.demo_clip out/demo_input.mp4 --size 1280x720 --frames 150
 	$(VENV)/bin/backdrop run --config configs/file.yaml --source out/demo_input.mp4 --background blur:31 \
-		--output out/demo.mp4 --stats-json out/demo_stats.json
+		--output out/demo.mp4 --stats-json out/demo_stats.json -y
 
 # The tests check MediaPipe's own loop with MediaPipe's interpreter (tests/test_resampling.py).
 TEST_ENV := BACKDROP_MEDIAPIPE_PYTHON=$(abspath $(MEDIAPIPE_VENV))/bin/python
@@ -63,12 +79,19 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) .ci/typecheck.py
 
-# Regenerates benchmarks/results/ (JSON, Markdown, plots) and the README's Performance tables.
-bench: install
-	$(PY) -m backdrop bench --out benchmarks/results --readme README.md
+# The documentation site (docs/, mkdocs.yml) into site/; its CLI and config reference are generated from the code at
+# build time (docs/gen_reference.py). --strict: a broken link or a missing page fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Regenerates benchmarks/results/ (JSON, Markdown, plots) and the tables of docs/performance.md, with MediaPipe's
+# documented loop measured beside ours in the same run (its own interpreter: mediapipe pins numpy < 2).
+bench: install mediapipe-env
+	$(PY) -m backdrop bench --out benchmarks/results --readme docs/performance.md --against mediapipe \
+		--mediapipe-python $(MEDIAPIPE_VENV)/bin/python
 
 weights: fetch-mediapipe
 	$(PY) -m backdrop model import --wheel $$(ls $(MEDIAPIPE_WHEEL_DIR)/mediapipe-0.10.14-*.whl)
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out site .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from backdrop.stream.core.frame import Frame
 
 try:
-    __version__ = metadata.version("backdrop")
+    __version__ = metadata.version("backdrop-video")
 except metadata.PackageNotFoundError:  # imported from a checkout that was never installed
     __version__ = "0+unknown"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 # Distributions whose versions change the numbers (runtimes, codecs, array libraries).
 PACKAGES = (
-    "backdrop",
+    "backdrop-video",
     "numpy",
     "opencv-python-headless",
     "opencv-python",

@@ -16,7 +16,7 @@ from backdrop.errors import ExportError, RuntimeUnavailable
 from backdrop.model.contract import ModelContract
 
 ONNX_OPSET = 17
-KERAS_EXTRA_HINT = "pip install 'backdrop[keras]'"
+KERAS_EXTRA_HINT = "pip install 'backdrop-video[keras]'"
 
 
 def _import_tensorflow():

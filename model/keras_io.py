@@ -12,7 +12,7 @@ def load_keras_model(path: Path):
     try:
         import keras
     except ImportError as e:
-        raise RuntimeUnavailable("loading .keras models needs TensorFlow: pip install 'backdrop[keras]'") from e
+        raise RuntimeUnavailable("loading .keras models needs TensorFlow: pip install 'backdrop-video[keras]'") from e
     try:
         return keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as e:

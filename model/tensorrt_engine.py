@@ -3,7 +3,7 @@
 An engine is only valid for the TensorRT version and GPU that built it, so the cache key is
 sha256(ONNX bytes) + TensorRT version + GPU name (+ precision and batch range); any change rebuilds.
 This module follows the documented TensorRT 10 Python API. TensorRT cannot be installed in Backdrop's
-CI, so this code is not exercised there (see the README).
+CI, so this code is not exercised there (see docs/model.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from backdrop.errors import ExportError, RuntimeUnavailable
 
-TENSORRT_HINT = "pip install 'backdrop[tensorrt]' on a machine with an NVIDIA GPU and driver"
+TENSORRT_HINT = "pip install 'backdrop-video[tensorrt]' on a machine with an NVIDIA GPU and driver"
 WORKSPACE_BYTES = 1 << 30
 
 

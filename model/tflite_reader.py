@@ -116,7 +116,7 @@ class TFLiteModel:
 
     def __init__(self, data: bytes, *, name: str = "model") -> None:
         if Table is None:
-            raise ModelError("reading .tflite files needs the flatbuffers package: pip install 'backdrop[keras]'")
+            raise ModelError("reading .tflite files needs the flatbuffers package: pip install 'backdrop-video[keras]'")
         if data[4:8] != b"TFL3":
             raise ModelError(f"{name} is not a TFLite flatbuffer (missing TFL3 identifier)")
         self._r = r = _Reader(data)

@@ -27,7 +27,17 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 # what a fresh clone does not have: the development venv, caches, earlier build output
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "build", "dist", "out", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"
+    ".git",
+    ".venv",
+    ".cache",
+    "build",
+    "dist",
+    "out",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "site",
 )
 STRAY_TOP_LEVEL = ("stream", "model", "benchmarks", "configs", "tests")
 
@@ -64,7 +74,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         timeout=180,
     )
-    (built,) = out.glob("backdrop-*.whl")
+    (built,) = out.glob("backdrop_video-*.whl")  # the distribution is backdrop-video; the import name backdrop
     return built
 
 

@@ -54,7 +54,7 @@ def test_export_tensorrt_without_tensorrt_is_a_clear_error(tmp_path):
     result = backdrop("model", "export", "--format", "tensorrt", "--out", str(tmp_path / "m.engine"))
     if result.returncode == 0:
         pytest.skip("TensorRT is installed here")
-    assert_one_line_error(result, "TensorRT is not installed", "pip install 'backdrop[tensorrt]'")
+    assert_one_line_error(result, "TensorRT is not installed", "pip install 'backdrop-video[tensorrt]'")
     assert not (tmp_path / "m.engine").exists()
 
 

@@ -101,5 +101,5 @@ def test_unparseable_onnx_is_a_clear_export_error(fake_trt, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_without_tensorrt_the_runtime_says_what_to_install():
-    with pytest.raises(RuntimeUnavailable, match=r"pip install 'backdrop\[tensorrt\]'"):
+    with pytest.raises(RuntimeUnavailable, match=r"pip install 'backdrop-video\[tensorrt\]'"):
         load_segmenter("general", "tensorrt")

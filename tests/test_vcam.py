@@ -48,7 +48,7 @@ def test_without_a_loopback_device_one_line_says_how_to_load_it(device: str | No
 
 def test_without_pyvirtualcam_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # makes `import pyvirtualcam` fail, as when not installed
-    with pytest.raises(SinkError, match=r"pip install 'backdrop\[vcam\]'"):
+    with pytest.raises(SinkError, match=r"pip install 'backdrop-video\[vcam\]'"):
         VirtualCameraSink().open(320, 240, 30.0)
 
 

@@ -221,8 +221,8 @@ def test_the_window_shows_only_the_newest_frame_and_counts_the_others(
 
 def test_a_missing_toolkit_is_one_line(x: Xvfb, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", x.display)
-    monkeypatch.setitem(sys.modules, "pygame", None)  # as if backdrop[gui] were not installed
-    with pytest.raises(SinkError, match=r"^window output needs pygame: pip install 'backdrop\[gui\]'$"):
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as if backdrop-video[gui] were not installed
+    with pytest.raises(SinkError, match=r"^window output needs pygame: pip install 'backdrop-video\[gui\]'$"):
         WindowSink().open(64, 48, 30.0)
 
 

@@ -10,6 +10,7 @@ except ImportError:
     try:
         from cuda import cudart
     except ImportError as e:
-        raise RuntimeUnavailable("the tensorrt runtime needs cuda-python: pip install 'backdrop[tensorrt]'") from e
+        hint = "pip install 'backdrop-video[tensorrt]'"
+        raise RuntimeUnavailable(f"the tensorrt runtime needs cuda-python: {hint}") from e
 
 __all__ = ["cudart"]

@@ -15,7 +15,7 @@ class KerasSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        require_modules("tensorflow", "keras", purpose="the keras runtime", hint="pip install 'backdrop[keras]'")
+        require_modules("tensorflow", "keras", purpose="the keras runtime", hint="pip install 'backdrop-video[keras]'")
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
         super().__init__(files, threads=threads)

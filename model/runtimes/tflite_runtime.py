@@ -15,7 +15,9 @@ class TFLiteSegmenter(Segmenter):
 
     @staticmethod
     def require() -> None:
-        require_modules("ai_edge_litert", purpose="the tflite runtime (LiteRT)", hint="pip install 'backdrop[keras]'")
+        require_modules(
+            "ai_edge_litert", purpose="the tflite runtime (LiteRT)", hint="pip install 'backdrop-video[keras]'"
+        )
 
     def __init__(self, files: ModelFiles, *, threads: int | None = None) -> None:
         super().__init__(files, threads=threads)

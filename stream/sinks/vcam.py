@@ -72,7 +72,7 @@ class VirtualCameraSink(Sink):
         try:
             import pyvirtualcam
         except ImportError:
-            raise SinkError("the virtual camera needs pyvirtualcam: pip install 'backdrop[vcam]'") from None
+            raise SinkError("the virtual camera needs pyvirtualcam: pip install 'backdrop-video[vcam]'") from None
         refusals: dict[str, str] = {}
         for name, conversion in FORMATS.items():
             fmt = getattr(pyvirtualcam.PixelFormat, name, None)
