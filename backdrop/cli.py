@@ -15,6 +15,7 @@ import sys
 import threading
 
 from backdrop import __version__
+from backdrop.allocator import keep_freed_memory
 from backdrop.commands import bench, devices, distill, model, run, serve, train
 from backdrop.commands import eval as evaluate
 from backdrop.errors import BackdropError
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; without ``argv`` this is the program, which a stopped run ends."""
     # TensorFlow's C++ start-up chatter would bury our one-line errors; users can still opt back in.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Connection events (stream lost, reconnected, preview URL) are part of the user interface.
-    logging.basicConfig(level=logging.INFO, format="backdrop: %(message)s")
+    keep_freed_memory()  # frame-sized buffers reused, not mapped afresh every frame (backdrop/allocator.py)
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -53,6 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program itself: its outputs are closed, its work is done
         exit_past_lingering_threads(code)
     return code
+
+
+class OwnerFormatter(logging.Formatter):
+    """``backdrop: …`` for our own messages; a library's under its own name (``tensorflow: …``), never as ours."""
+
+    def __init__(self) -> None:
+        super().__init__("%(owner)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.owner = record.name.split(".")[0]
+        return super().format(record)
+
+
+def configure_logging() -> None:
+    """Our loggers (the ``backdrop`` hierarchy) at INFO: connection events (stream lost, reconnected, preview URL)
+    are part of the user interface. Other libraries' only from WARNING, labelled with their names."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OwnerFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("backdrop").setLevel(logging.INFO)
 
 
 def exit_past_lingering_threads(code: int) -> None:

@@ -308,10 +308,10 @@ def format_video_report(report: dict) -> str:
         f"{report['clip']}: {report['frames']} frames {width}x{height}, model {report['model']}, "
         f"interval {report['interval']} ({report['frames_inferred']} inferred)",
         "",
-        f"{'':24} {'matte':>10} {'unfiltered':>10}",
+        f"{'':24} {'matte':>11} {'unfiltered':>11}",
     ]
     for key, label in VIDEO_METRIC_LABELS.items():
-        lines.append(f"{label:24} {report['matte'][key]:10.4f} {report['unfiltered'][key]:10.4f}")
+        lines.append(f"{label:24} {report['matte'][key]:11.4f} {report['unfiltered'][key]:11.4f}")
     ghosting = report["ghosting"]
     lines += [
         "",

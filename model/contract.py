@@ -18,6 +18,7 @@ from backdrop.pixels import BGR, RESAMPLINGS, small_rgb
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 BUILTIN_MODELS = {"general": "selfie_general", "landscape": "selfie_landscape"}
 CHANNEL_ORDERS = ("RGB", "BGR")
+MODEL_SUFFIXES = (".keras", ".json", ".onnx", ".tflite")  # the files of a trained model (model/export.py)
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,16 @@ class ModelFiles:
         return path
 
 
+def model_stem(path: Path) -> Path:
+    """The stem a path names a model by: ``x.keras``, ``x.onnx`` … and ``x`` all name ``x``."""
+    return path.with_suffix("") if path.suffix in MODEL_SUFFIXES else path
+
+
 def resolve_model(spec: str) -> ModelFiles:
     """Map ``general``, ``landscape`` or a path to any of a model's files onto its ModelFiles."""
     if spec in BUILTIN_MODELS:
         return ModelFiles(WEIGHTS_DIR / BUILTIN_MODELS[spec])
-    path = Path(spec)
-    stem = path.with_suffix("") if path.suffix in {".keras", ".onnx", ".tflite", ".json"} else path
-    files = ModelFiles(stem)
+    files = ModelFiles(model_stem(Path(spec)))
     if not files.path(".json").is_file():
         known = ", ".join(BUILTIN_MODELS)
         raise ModelError(f"unknown model {spec!r}: use {known} or a path to a model with a .json contract beside it")

@@ -24,7 +24,7 @@ from backdrop.stream.core.frame import Frame
 from backdrop.stream.core.steps import Infer
 from backdrop.stream.sources.demo_clip import read_stamp, write_clip
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "guide" / "python-api.md"  # the docs page of the API
 MARKER = "<!-- api-example -->"
 README_EXAMPLE = """\
 import cv2
@@ -52,7 +52,7 @@ CLIP_OVERRIDES = {"outputs": ["null"], "model.runtime": "onnxruntime", "backgrou
 
 def test_readme_shows_the_example() -> None:
     text = README.read_text(encoding="utf-8")
-    assert MARKER in text, f"README.md lost its {MARKER} marker before the API example"
+    assert MARKER in text, f"{README} lost its {MARKER} marker before the API example"
     assert README_EXAMPLE in text
 
 
@@ -66,6 +66,10 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     assert cv2.imread("green.png").shape == (384, 384, 3) and namespace["alpha"].shape == (384, 384)
     assert len(decode(tmp_path / "talk-green.mp4")) == 10
     assert cv2.imread("frame5.png").shape == (180, 320, 3)
+    # nothing it was not asked for (the bundled file config once left result.stats.json here)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "frame5.png", "green.png", "portrait.jpg", "talk-green.mp4", "talk.mp4"
+    ]  # fmt: skip
 
 
 def test_import_backdrop_stays_light() -> None:

@@ -106,7 +106,7 @@ def test_png_folder_with_frames_of_an_earlier_run_is_refused(
     code, err = run_cli(capsys, "run", "--source", stamped_clip, "--output", f"{folder}/", "--runtime", "onnxruntime")
     assert code == 2
     assert err.count("\n") == 1, err
-    assert err.startswith(f"backdrop: error: {folder}/ already has 2 frames from an earlier run: choose an empty")
+    assert err.startswith(f"backdrop: error: output {folder}/ already holds 2 PNG frames: pass -y/--overwrite")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == earlier  # nothing overwritten, added or removed
 
 

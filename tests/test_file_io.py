@@ -300,8 +300,8 @@ def test_a_leftover_partial_is_kept_and_named(
     output = tmp_path / "out.mp4"
     leftover = tmp_path / ".out.mp4.4242.partial"
     leftover.write_bytes(b"a recording cut short")
-    for _ in range(2):  # the next run names it again: it is never taken over
-        code, err = run_cli(capsys, "run", "--source", plain_clip, "--output", output, "--max-frames", "3", *RUN)
+    for _ in range(2):  # the next run (replacing the output) names it again: it is never taken over
+        code, err = run_cli(capsys, "run", "--source", plain_clip, "--output", output, "--max-frames", "3", "-y", *RUN)
         assert code == 0, err
     lines = [record.getMessage() for record in caplog.records if "partial" in record.getMessage()]
     assert lines == [f"found {leftover} from an interrupted run (kept; playable up to the kill)"] * 2

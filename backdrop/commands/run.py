@@ -1,9 +1,10 @@
 """``backdrop run``: parse flags over the YAML config, build the pipeline, run it, report.
 
-Order of work is chosen so bad input fails before anything is written: source (first frame), background,
-model, then outputs. SIGINT/SIGTERM ask the pipeline to stop gracefully (files stay playable); a second
-signal stops at once. A stopped run exits with the signal's code (130, 143), never 0, so ``backdrop run … &&
-upload`` does not publish a truncated file. A viewer closing the window (or pressing q) is a normal end: exit 0.
+Order of work is chosen so bad input fails before anything is written: write targets (clashes, and files an
+earlier run left, which only -y replaces), source (first frame), background, model, then outputs. SIGINT/SIGTERM
+ask the pipeline to stop gracefully (files stay playable); a second signal stops at once. A stopped run exits with
+the signal's code (130, 143), never 0, so ``backdrop run … && upload`` does not publish a truncated file. A viewer
+closing the window (or pressing q) is a normal end: exit 0.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from backdrop.commands.arguments import add_overwrite_option, add_set_option, assignments, refuse_replacing
 from backdrop.stream.config.run import RunConfig, load_config, with_overrides
 
 
@@ -23,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="replace the background of a video stream",
-        description="Capture → segment → composite → write. Flags override the --config YAML.",
+        description=(
+            "Capture → segment → composite → write. Settings come from the --config YAML, overridden by each --set, "
+            "overridden in turn by the dedicated flags (--source, --output …). An existing output file, PNG frames "
+            "or --stats-json file are never replaced without -y. A file or folder played into a window, http:// "
+            "preview, rtsp:// or vcam runs at its own frame rate, like a player (--no-pace: as fast as possible)."
+        ),
     )
     parser.add_argument("--config", type=Path, help="YAML run configuration (see configs/)")
     parser.add_argument(
@@ -41,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stats-json", help="write the final statistics to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="do not show the live progress line")
     parser.add_argument("--no-audio", action="store_true", help="leave the source file's audio out of video outputs")
+    parser.add_argument(
+        "--no-pace",
+        action="store_true",
+        help="read a file or folder as fast as possible even into a window or stream (source.pace: false)",
+    )
+    add_set_option(parser)
+    add_overwrite_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -56,8 +70,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "pipeline.stats_json": args.stats_json,
         "pipeline.progress": False if args.no_progress else None,
         "encoder.audio": False if args.no_audio else None,
+        "source.pace": False if args.no_pace else None,
     }
-    return with_overrides(load_config(args.config), overrides)
+    return with_overrides(load_config(args.config, assignments(args)), overrides)
 
 
 @contextmanager
@@ -93,11 +108,15 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from backdrop.commands.progress import ProgressLine
     from backdrop.stream.core.assemble import open_pipeline, report
+    from backdrop.stream.sinks.targets import check_targets, replaced_targets
+
+    check_targets(config, config_path=args.config)  # a clash with the input says more than "already exists"
+    refuse_replacing(replaced_targets(config), overwrite=args.overwrite)
 
     progress = ProgressLine() if config.pipeline.progress else None
     on_progress = (lambda stats, final: progress.update(stats, final=final)) if progress else None
     with (
-        open_pipeline(config, config_path=args.config, on_progress=on_progress) as pipeline,
+        open_pipeline(config, config_path=args.config, on_progress=on_progress, overwrite=args.overwrite) as pipeline,
         stop_on_signals(pipeline) as signals,
     ):
         stats = pipeline.run()

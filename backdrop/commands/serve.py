@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backdrop.commands.arguments import add_set_option, assignments
 from backdrop.errors import ConfigError, RuntimeUnavailable
 
 if TYPE_CHECKING:
@@ -29,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run many streams with one shared model, a control API and Prometheus metrics",
-        description="Serve every stream of --config (see configs/streams.yaml) until stopped.",
+        description=(
+            "Serve every stream of --config (see configs/streams.yaml) until stopped. Each --set changes a key of "
+            "that file before it is checked: a default every stream starts from (mask.gamma=0.8) or a serve option "
+            "(serve.batch_wait_ms=2); a key a stream sets itself still wins for that stream."
+        ),
     )
     parser.add_argument("--config", type=Path, required=True, help="YAML serve configuration (streams: …)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="where the streams run")
@@ -37,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=int, help="stop each stream after N written frames, exit when all are")
     parser.add_argument("--stats-json", help="write every stream's final figures and the totals to this JSON file")
     parser.add_argument("--ray-address", help="join this Ray cluster (--engine ray; default: start a local Ray)")
+    add_set_option(parser, scope="the config file's defaults for every stream, or serve.*")
     parser.set_defaults(handler=run)
 
 
@@ -53,7 +59,7 @@ def make_engine(args: argparse.Namespace, config: ServeConfig, stop: threading.E
     except ModuleNotFoundError as e:
         if (e.name or "").startswith("backdrop."):
             raise RuntimeUnavailable("--engine ray: the Ray engine is not part of this installation") from e
-        raise RuntimeUnavailable(f"--engine ray needs {e.name}: pip install 'backdrop[ray]'") from e
+        raise RuntimeUnavailable(f"--engine ray needs {e.name}: pip install 'backdrop-video[ray]'") from e
     return RayEngine(config, max_frames=args.max_frames, address=args.ray_address, cancel=stop)
 
 
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames: must be >= 1")
-    config = load_serve_config(args.config)
+    config = load_serve_config(args.config, assignments(args))
     if args.stats_json:  # none of the streams' paths nor the config file; streams added later are held to it too
         check_serve_stats(args.stats_json, config)
         config = dataclasses.replace(config, stats_json=args.stats_json)

@@ -6,6 +6,7 @@ mask is scaled back to the truth's own resolution, so the numbers describe what 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -78,13 +79,17 @@ class Evaluator:
         probability = self.segmenter.segment(tensor[None])[0]
         return cv2.resize(probability, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
 
-    def evaluate(self, data: Path) -> EvalReport:
+    def evaluate(self, data: Path, *, on_sample: Callable[[int, int], None] | None = None) -> EvalReport:
+        """Score every sample of ``data``; ``on_sample(done, total)`` hears of each one scored."""
         results: list[SampleResult] = []
         motions: dict[str, ClipMotion] = {}
-        for sample in find_samples(data):
+        samples = find_samples(data)
+        for sample in samples:
             image, truth = read_pair(sample)
             alpha = self.predict(image)
             results.append(SampleResult(sample, score_mask(truth, alpha)))
+            if on_sample is not None:
+                on_sample(len(results), len(samples))
             if sample.clip:
                 motions.setdefault(sample.clip, ClipMotion()).add(alpha, truth)
         clips = [ClipResult(name, m.steps + 1, m.flicker, m.excess_flicker) for name, m in motions.items()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from backdrop.errors import BackdropError
 from backdrop.model.architecture import VARIANT_INPUT_SIZES, build_selfie_segmenter
-from backdrop.model.contract import ModelContract, resolve_model
+from backdrop.model.contract import ModelContract, model_stem, resolve_model
 from backdrop.model.export import save_model_files
 from backdrop.model.keras_io import load_keras_model
 from backdrop.model.training.augment import AugmentConfig
@@ -79,7 +80,7 @@ class TrainConfig:
     @property
     def stem(self) -> Path:
         """The output model's path without suffix (``--out x.keras`` and ``--out x`` both mean ``x``)."""
-        return self.out.with_suffix("") if self.out.suffix in {".keras", ".onnx", ".tflite", ".json"} else self.out
+        return model_stem(self.out)
 
     @property
     def checkpoints(self) -> Path:
@@ -93,6 +94,33 @@ class TrainResult:
     best_epoch: int  # 1-based
     epochs_run: int
     stopped_early: bool
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where a training run is after a batch: batch ``batch`` of ``batches`` in epoch ``epoch`` of ``epochs``."""
+
+    epoch: int  # 1-based, as are batches
+    epochs: int
+    batch: int
+    batches: int
+    loss: float
+
+
+class BatchReport(keras.callbacks.Callback):
+    """Hands a TrainProgress to ``report`` after every batch: Keras' own display is per epoch at best."""
+
+    def __init__(self, report: Callable[[TrainProgress], None], epochs: int, batches: int) -> None:
+        super().__init__()
+        self.report, self.epochs, self.batches = report, epochs, batches
+        self.epoch = 1
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", math.nan))
+        self.report(TrainProgress(self.epoch, self.epochs, batch + 1, self.batches, loss))
 
 
 def initial_model(init: str, variant: str) -> keras.Model:
@@ -164,8 +192,9 @@ def _set_threads(threads: int | None) -> None:
         pass  # TensorFlow already started in this process: its thread pools are fixed
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train as ``config`` says and write NAME.keras/.json/.onnx/.tflite at ``config.stem``."""
+def train(config: TrainConfig, *, on_batch: Callable[[TrainProgress], None] | None = None) -> TrainResult:
+    """Train as ``config`` says and write NAME.keras/.json/.onnx/.tflite at ``config.stem``; ``on_batch`` hears of
+    every batch trained."""
     state = _resume_state(config) if config.resume else None
     _set_threads(config.threads)
     keras.utils.set_random_seed(config.seed)
@@ -198,12 +227,15 @@ def train(config: TrainConfig) -> TrainResult:
     if state is None:
         state_callback.best_weights.unlink(missing_ok=True)  # a fresh run must not export an older run's best
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience)
+    callbacks: list[keras.callbacks.Callback] = [state_callback, stopper]
+    if on_batch is not None:
+        callbacks.append(BatchReport(on_batch, config.epochs, math.ceil(len(train_arrays) / config.batch_size)))
     history = model.fit(
         train_data,
         validation_data=val_data,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
-        callbacks=[state_callback, stopper],
+        callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself, under the seed
         verbose=config.verbose,
     )

@@ -3,7 +3,7 @@
 He & Sun's "Fast Guided Filter" (2015): the linear coefficients are box-filtered at half the working size
 and bilinearly upsampled, and only the final ``a·guide + b`` runs at the working size. The coefficients are
 smooth by construction, so the coarser grid loses next to nothing: against the full-grid filter it moves
-0.07–0.18 % of a 720p matte's pixels across 0.5, for about a third of the cost (README, "The matte").
+0.07–0.18 % of a 720p matte's pixels across 0.5, for about a third of the cost (docs/guide/matte.md).
 
 Where the frame has an edge the filter moves the mask's edge onto it; where the frame is flat it only
 averages the mask over its window, which widens a soft edge by about the window's width (the old default

@@ -6,11 +6,12 @@ the same thing; flags are applied on top of the file with :func:`with_overrides`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from backdrop.stream.config.typed_yaml import build, read_yaml, replace_key, require, within
+from backdrop.stream.config.typed_yaml import assign, build, read_yaml, replace_key, require, within
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class SourceConfig:
     width: int | None = None  # webcam mode asked for (with height); None keeps the camera's default
     height: int | None = None
     pixel_format: str | None = None  # webcam FourCC such as MJPG or YUYV; None keeps the camera's default
+    # auto: when an output is watched live (window, http:// preview, rtsp://, vcam), not file → file; live sources
+    # (webcam, RTSP, HTTP) come at their own pace and are never held back (stream/sources/pacing.py)
+    pace: bool | Literal["auto"] = "auto"  # play a file or folder at its own frame rate, like a player
 
     def validate(self) -> None:
         require(self.transport in ("tcp", "udp"), "source.transport", "must be tcp or udp")
@@ -85,7 +89,9 @@ class MaskConfig:
     gamma: float = 1.0  # alpha ** gamma after the levels: below 1 keeps hair and soft parts opaque
     feather: float = 0.0  # Gaussian sigma softening the edge, in pixels of a 720-line output (scaled); 0 = off
     light_wrap: float = 0.0  # 0 … 1: how much blurred backdrop light bleeds onto the edge band; 0 = off
-    clean_edges: bool = True  # the edge band gets the person's estimated colours, not the old background's
+    # the edge band gets the person's estimated colours, not the old background's; auto: on every background but
+    # blur, whose backdrop is the old background itself (blurred), so the band's old colours already belong there
+    clean_edges: bool | Literal["auto"] = "auto"
 
     def validate(self) -> None:
         require(self.mode in ("soft", "threshold"), "mask.mode", "must be soft or threshold")
@@ -194,11 +200,13 @@ def parse_config(data: Any) -> RunConfig:
     return config
 
 
-def load_config(path: str | Path | None) -> RunConfig:
-    """Read a YAML file, a bundled config by name, or the defaults when ``path`` is None, into a RunConfig."""
-    if path is None:
-        return parse_config(None)
-    return parse_config(read_yaml(Path(path)))
+def load_config(path: str | Path | None, assignments: Sequence[tuple[str, Any]] = ()) -> RunConfig:
+    """Read a YAML file, a bundled config by name, or the defaults when ``path`` is None, into a RunConfig.
+
+    ``assignments`` (``--set``'s dotted keys and values) are set in the YAML before it is checked.
+    """
+    data = None if path is None else read_yaml(Path(path))
+    return parse_config(assign(data, assignments))
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

@@ -12,6 +12,7 @@ import dataclasses
 import re
 import reprlib
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 
 from backdrop.errors import BackdropError, CapacityError, ConfigError
 from backdrop.stream.config.run import RunConfig, SourceConfig, parse_config
-from backdrop.stream.config.typed_yaml import build, convert, read_yaml, replace_key, require, within
+from backdrop.stream.config.typed_yaml import assign, build, convert, read_yaml, replace_key, require, within
 from backdrop.stream.sinks.targets import STATS_ROLE, Place, check_targets, crossed, is_path_output, stream_places
 
 STREAM_SECTIONS = ("mask", "encoder", "pipeline")  # run-config sections a stream may override in part
@@ -257,9 +258,10 @@ def parse_serve_config(data: Any, *, path: Path | None = None) -> ServeConfig:
     return config
 
 
-def load_serve_config(path: str | Path) -> ServeConfig:
-    """Read and validate a serve config file (typed_yaml's reader: size cap, one-line YAML errors)."""
-    return parse_serve_config(read_yaml(Path(path)), path=Path(path))
+def load_serve_config(path: str | Path, assignments: Sequence[tuple[str, Any]] = ()) -> ServeConfig:
+    """Read and validate a serve config file (typed_yaml's reader: size cap, one-line YAML errors); ``assignments``
+    (``--set``'s dotted keys and values: stream defaults, ``serve.*``) are set in it first."""
+    return parse_serve_config(assign(read_yaml(Path(path)), assignments), path=Path(path))
 
 
 def parse_stream_text(text: str) -> StreamConfig:

@@ -13,6 +13,7 @@ import reprlib
 import stat
 import types
 import typing
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,42 @@ def _replace_path(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
         raise ConfigError(f"unknown key {dotted!r}")
     new = _replace_path(getattr(obj, head), rest, value, dotted) if rest else convert(value, hints[head], dotted)
     return dataclasses.replace(obj, **{head: new})
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set`` as (dotted key, YAML value): ``true``, ``0.8``, ``auto``, ``[1, 2]`` mean what they
+    mean in a config file, and an empty VALUE is null."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. mask.gamma=0.8")
+    try:
+        return key, yaml.safe_load(value)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
+        raise ConfigError(f"--set {key}: {value!r} is not a YAML value") from e
+
+
+def assign(data: Any, assignments: Iterable[tuple[str, Any]]) -> Any:
+    """The parsed YAML ``data`` with each (dotted key, value) set in it, sections created as needed, so the result
+    is checked by the same loader as the file: an unknown key or a bad value is named as if the file held it."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return data  # not a mapping: the loader says so
+    data = dict(data)
+    for dotted, value in assignments:
+        section = data
+        *path, last = dotted.split(".")
+        for i, name in enumerate(path):
+            inner = section.get(name)
+            if inner is None:
+                inner = {}
+            elif not isinstance(inner, dict):
+                raise ConfigError(f"--set {dotted}: {'.'.join(path[: i + 1])} is not a section")
+            section[name] = inner = dict(inner)
+            section = inner
+        section[last] = value
+    return data
 
 
 def bundled_configs() -> list[str]:

@@ -26,6 +26,7 @@ from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.factory import make_sink
 from backdrop.stream.sinks.targets import check_targets
 from backdrop.stream.sources.factory import make_source
+from backdrop.stream.sources.pacing import paced
 
 
 @contextmanager
@@ -37,20 +38,28 @@ def open_pipeline(
     on_progress: ProgressCallback | None = None,
     segmenter: Segmenter | None = None,
     controls: LiveControls | None = None,
+    overwrite: bool = False,
 ) -> Iterator[Pipeline]:
     """The pipeline ``config`` describes (plus ``extra_sinks``), with its source and model open until the block ends.
 
     A given ``segmenter`` (``backdrop serve``'s one model shared by every stream) is used instead of loading
-    ``config.model``, and left open.
+    ``config.model``, and left open. ``overwrite`` lets PNG folder outputs replace an earlier run's frames.
     """
     config.validate()
     check_targets(config, config_path=config_path)
-    source = make_source(config.source)
+    source = paced(make_source(config.source), config)  # a file played into a window runs at its own rate
     controls = controls or LiveControls.from_config(config)  # the caller's, to change the run from its own code
     background = LiveBackground(controls)  # parses every background the controls can switch to
     audio = audio_source(config)
     outputs = [
-        make_sink(spec, alpha=background.has_alpha, encoder=config.encoder, audio_from=audio, http=config.http)
+        make_sink(
+            spec,
+            alpha=background.has_alpha,
+            encoder=config.encoder,
+            audio_from=audio,
+            http=config.http,
+            overwrite=overwrite,
+        )
         for spec in config.outputs
     ]
     controls.attach([*outputs, *extra_sinks])  # window hotkeys and preview buttons drive them

@@ -21,11 +21,13 @@ def make_sink(
     encoder: EncoderConfig | None = None,
     audio_from: Path | None = None,
     http: HttpConfig = DEFAULT_HTTP,
+    overwrite: bool = False,
 ) -> Sink:
     """The Sink for ``spec`` (not yet opened); ``alpha`` means frames are BGRA and must stay so.
 
     ``audio_from`` is the source file whose audio a video file output keeps (see stream.audio); others ignore it.
-    ``http`` (the run's ``http`` section: token, allowed Host names) guards a browser preview.
+    ``http`` (the run's ``http`` section: token, allowed Host names) guards a browser preview. ``overwrite`` lets a
+    PNG folder replace an earlier run's frames (a file output always replaces its file when it closes).
     """
     if spec == "null":
         from backdrop.stream.sinks.null import NullSink
@@ -63,7 +65,7 @@ def make_sink(
     if is_folder:
         from backdrop.stream.sinks.png_folder import PngFolderSink
 
-        return PngFolderSink(path)
+        return PngFolderSink(path, replace=overwrite)
     raise SinkError(
         f"unknown output {spec!r}: use a .mp4/.mkv/.mov file, a folder/ for PNG frames, window, null, vcam, "
         "rtsp:// or http://"

@@ -1,7 +1,8 @@
 """A folder of numbered PNG files; keeps an alpha channel (RGBA PNG) for transparent output.
 
 Each frame is written under a hidden temporary name and moved into place, so a killed run never leaves a
-half-written PNG under a frame's name; a folder that already holds frames is refused, so runs never mix.
+half-written PNG under a frame's name; a folder that already holds frames is refused, so runs never mix, unless
+the sink was told to ``replace`` them (``backdrop run -y``), when the earlier run's frames are removed first.
 While open, the sink holds the folder's write lock (``.NAME.lock`` beside it, see stream.sinks.write_lock): a
 second writer of the folder is refused as one, not as "an earlier run".
 """
@@ -19,12 +20,20 @@ from backdrop.stream.core.frame import Frame
 from backdrop.stream.sinks.base import Sink
 from backdrop.stream.sinks.write_lock import WriteLock
 
+FRAME_GLOB = "frame_*.png"
+
+
+def earlier_frames(folder: Path) -> list[Path]:
+    """The frames a run has left in ``folder`` (none when it is not a folder)."""
+    return sorted(folder.glob(FRAME_GLOB)) if folder.is_dir() else []
+
 
 class PngFolderSink(Sink):
     """Writes frame_000000.png, frame_000001.png … (fast, low compression: this is an intermediate format)."""
 
-    def __init__(self, folder: str | Path, *, compression: int = 1) -> None:
+    def __init__(self, folder: str | Path, *, compression: int = 1, replace: bool = False) -> None:
         self.folder = Path(folder)
+        self.replace = replace
         self.params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
         self.frames = 0
         self.created = False
@@ -46,12 +55,17 @@ class PngFolderSink(Sink):
 
     def _prepare(self) -> None:
         """An empty, writable folder (created when missing)."""
-        earlier = sum(1 for _ in self.folder.glob("frame_*.png"))
-        if earlier:
+        earlier = earlier_frames(self.folder)
+        if earlier and not self.replace:
             raise SinkError(
-                f"{self.describe()} already has {earlier} frames from an earlier run: "
-                "choose an empty folder or remove them"
+                f"{self.describe()} already has {len(earlier)} frames from an earlier run: "
+                "choose an empty folder, remove them or pass -y/--overwrite"
             )
+        try:
+            for path in earlier:
+                path.unlink()
+        except OSError as e:
+            raise SinkError(f"cannot remove the earlier frames in {self.describe()}: {e.strerror or e}") from e
         try:
             self.created = not self.folder.exists()
             self.folder.mkdir(exist_ok=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from backdrop.errors import ConfigError, SinkError
 from backdrop.stream.config.run import RunConfig
+from backdrop.stream.sinks.png_folder import earlier_frames
 from backdrop.stream.sinks.segment_names import is_segmented, literal_name, pattern_regex
 
 if TYPE_CHECKING:
@@ -126,6 +127,22 @@ def check_targets(config: RunConfig, *, config_path: Path | None) -> None:
                 raise ConfigError(f"{target.role} {target.name} {verb} the {earlier.role} {earlier.name}")
     if config.pipeline.stats_json:
         check_stats_path(config.pipeline.stats_json)
+
+
+def replaced_targets(config: RunConfig) -> list[str]:
+    """What the run would replace, each as "ROLE NAME already …": an existing output file or stats file, a PNG folder
+    holding frames. Segmented outputs replace nothing (a taken name gets a suffix)."""
+    found = []
+    for place in write_places(config):
+        if place.pattern is not None:
+            continue
+        path = Path(literal_name(place.name)) if place.role == "output" else Path(place.name)
+        frames = len(earlier_frames(path))
+        if frames:
+            found.append(f"{place.role} {place.name} already holds {frames} PNG frames")
+        elif path.is_file() or path.is_symlink():
+            found.append(f"{place.role} {place.name} already exists")
+    return found
 
 
 def crossed(config: RunConfig, other: RunConfig) -> tuple[Place, Place] | None:

@@ -14,8 +14,9 @@ applies to the window as to any output: SIGTERM ends the run after about 4 s (me
 window named "not finished", the other outputs finished. The alternative, a watchdog beside a main-thread
 window, would have had to close the other outputs, report and exit the process behind the back of a main thread
 that never returns. The thread shows a frame as soon as it arrives: capture → screen p50 unchanged, fewer late
-and dropped frames (README "Latency"). macOS is the exception: Cocoa accepts windows and events only on the main
-thread, so there the pipeline's waiting thread still does the work in ``pump()`` (``OWN_THREAD``).
+and dropped frames (benchmarks/results/NOTES.md, "Window latency"). macOS is the exception: Cocoa accepts windows
+and events only on the main thread, so there the pipeline's waiting thread still does the work in ``pump()``
+(``OWN_THREAD``).
 
 ``pygame.display.quit()`` keeps the interpreter lock while it waits for the server, so on a frozen server it
 would stop every thread of the process. ``flip()`` waits without it, so closing flips first: a server that does
@@ -41,9 +42,9 @@ from backdrop.stream.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "window output needs pygame: pip install 'backdrop[gui]'"
+INSTALL_HINT = "window output needs pygame: pip install 'backdrop-video[gui]'"
 QUIT_KEYS = ("q", "escape")
-KEYS = {  # pygame key names → LiveControls actions (README "Live controls")
+KEYS = {  # pygame key names → LiveControls actions (docs/guide/live.md, live controls)
     "n": "next-background",
     "p": "previous-background",
     "+": "blur-up",

@@ -82,7 +82,7 @@ class AccessPolicy:
         if token is None and not is_loopback(bound_host):
             raise ConfigError(
                 f"{what}: listening on {bound_host} (beyond this machine) needs a token: "
-                f'set http.token_file or ${TOKEN_ENV} (see README "Security")'
+                f"set http.token_file or ${TOKEN_ENV} (see docs/guide/security.md)"
             )
         return cls(frozenset(name.lower() for name in http.allowed_hosts), token)
 
