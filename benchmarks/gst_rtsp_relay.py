@@ -9,7 +9,9 @@ unit); the play side re-parses to whole access units before ``rtph264pay``. Lett
 zerolatency output), which FFmpeg readers take as a new picture: half-grey, corrupt frames until the next GOP.
 
 It prints ``READY <port>`` once it listens (``--port 0`` picks a free port) and ``RECEIVING <name>`` when a
-publisher's first access unit arrives, so tests can wait on lines instead of sleeping.
+publisher's first access unit arrives, so tests can wait on lines instead of sleeping. When stopped it prints
+``RECEIVED <name> <count>`` for every stream: the access units passed on, which tells a benchmark how much of
+what its publishers sent arrived.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class StreamRelay:
         self._lock = threading.Lock()
         self._waiting_for_keyframe: dict[Gst.Element, bool] = {}
         self._recent: deque[bytes] = deque(maxlen=RECENT_UNITS)
+        self.units = 0  # access units passed on (twins left out)
 
     def add_reader(self, appsrc: Gst.Element) -> None:
         with self._lock:
@@ -76,6 +79,7 @@ class StreamRelay:
             if digest in self._recent:
                 return
             self._recent.append(digest)
+            self.units += 1
             readers = [src for src, waiting in self._waiting_for_keyframe.items() if keyframe or not waiting]
             for src in readers:
                 self._waiting_for_keyframe[src] = False
@@ -136,8 +140,8 @@ def main() -> int:
     server.set_service(str(args.port))
     server.get_thread_pool().set_max_threads(32)
     mounts = server.get_mount_points()
-    for name in args.streams:
-        relay = StreamRelay(name)
+    relays = [StreamRelay(name) for name in args.streams]
+    for name, relay in zip(args.streams, relays, strict=True):
         mounts.add_factory(f"/{name}/in", record_factory(relay))
         mounts.add_factory(f"/{name}/out", play_factory(relay))
 
@@ -149,6 +153,8 @@ def main() -> int:
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, loop.quit)
     print(f"READY {server.get_bound_port()}", flush=True)
     loop.run()
+    for relay in relays:
+        print(f"RECEIVED {relay.name} {relay.units}", flush=True)
     return 0
 
 

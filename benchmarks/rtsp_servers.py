@@ -10,18 +10,22 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 RELAY_SCRIPT = Path(__file__).with_name("gst_rtsp_relay.py")
 HOST = "127.0.0.1"
+T = TypeVar("T")
 
 
 class LineWatcher:
-    """Collects a text stream's lines in a thread so tests can wait for one with a deadline."""
+    """Collects a text stream's lines, with when each arrived, in a thread so tests can wait for one with a deadline."""
 
     def __init__(self, stream) -> None:
         self.lines: list[str] = []
+        self.received: list[float] = []  # time.monotonic() when each line arrived
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._collect, args=(stream,), daemon=True)
         self._thread.start()
@@ -30,22 +34,37 @@ class LineWatcher:
         for line in stream:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
+                self.received.append(time.monotonic())
                 self._changed.notify_all()
 
     def wait_for(self, needle: str, timeout: float, occurrences: int = 1) -> str:
         """Block until ``needle`` has appeared ``occurrences`` times; return the last matching line."""
+
+        def pick() -> str | None:
+            matches = [line for line in self.lines if needle in line]
+            return matches[-1] if len(matches) >= occurrences else None
+
+        return self._wait(pick, f"{needle!r} not seen {occurrences}x", timeout)
+
+    def wait_after(self, needle: str, since: float, timeout: float) -> tuple[float, str]:
+        """Block until a line with ``needle`` arrives after ``since`` (time.monotonic()); return it with its time."""
+
+        def pick() -> tuple[float, str] | None:
+            arrived = zip(self.received, self.lines, strict=True)
+            return next(((at, line) for at, line in arrived if at > since and needle in line), None)
+
+        return self._wait(pick, f"no {needle!r} after {since:.1f}", timeout)
+
+    def _wait(self, pick: Callable[[], T | None], failure: str, timeout: float) -> T:
+        """``pick()``'s first answer other than None, checked as lines arrive; TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while True:
-                matches = [line for line in self.lines if needle in line]
-                if len(matches) >= occurrences:
-                    return matches[-1]
+            while (found := pick()) is None:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
-                    raise TimeoutError(
-                        f"{needle!r} not seen {occurrences}x within {timeout:.1f} s; output:\n" + self.text()
-                    )
+                    raise TimeoutError(f"{failure} within {timeout:.1f} s; output:\n" + self.text())
                 self._changed.wait(min(left, 0.5))
+            return found
 
     def text(self) -> str:
         with self._changed:
@@ -111,6 +130,12 @@ class Relay:
         if self.output is None:
             raise RuntimeError("the relay is not started")
         self.output.wait_for(f"RECEIVING {name}", timeout, occurrences)
+
+    def units_received(self, name: str) -> int:
+        """Access units the stopped relay passed on for ``name`` (what its publishers sent, less repeats)."""
+        if self.output is None:
+            raise RuntimeError("the relay is not started")
+        return int(self.output.wait_for(f"RECEIVED {name} ", timeout=5).split()[2])
 
 
 class Publisher:

@@ -57,8 +57,8 @@ def test_serve_capacity(tmp_path: Path, needs_relay: None) -> None:
     from backdrop.benchmarks import serve_capacity
 
     out = tmp_path / "capacity.json"
-    args = ["--streams", "1", "--size", "160x96", "--seconds", "1", "--warmup", "0", "--json", str(out)]
-    assert serve_capacity.main(args) == 0
+    args = ["--streams", "1", "--size", "160x96", "--seconds", "1", "--warmup", "0", "--repeats", "1"]
+    assert serve_capacity.main([*args, "--outputs", "restream", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert "machine" in result
     rows = {row["mode"]: row for row in result["results"]}
@@ -69,9 +69,46 @@ def test_serve_capacity(tmp_path: Path, needs_relay: None) -> None:
     for row in rows.values():
         assert quoted <= set(row), quoted - set(row)
         assert row["streams"] == 1 and row["size"] == "160x96" and row["fps_per_stream"] > 0
+        assert (row["outputs"], row["outputs_verified"]) == ("restream", True)  # the relay got what was sent
+        assert row["repeats"] == len(row["runs"]) == 1  # the runs are kept beside their medians
     assert {"mean_batch_size", "mixed_batch_percent"} <= set(rows["serve"])  # serve's own batching figures
     committed_row = committed("serve/capacity_6x480p.json")["results"][0]
     assert quoted | {"mean_batch_size", "mixed_batch_percent"} <= set(committed_row)
+
+
+@pytest.mark.slow
+@pytest.mark.rtsp
+def test_serve_capacity_records(tmp_path: Path, needs_relay: None) -> None:
+    """With recordings (the default output), each stream's .mp4 is real H.264 with the frames the stream wrote."""
+    import av
+
+    from backdrop.benchmarks import serve_capacity
+
+    out, kept = tmp_path / "capacity.json", tmp_path / "kept"
+    args = ["--streams", "1", "--size", "160x96", "--seconds", "1", "--warmup", "0", "--repeats", "1", "--modes"]
+    assert serve_capacity.main([*args, "serve", "--json", str(out), "--keep", str(kept)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert (row["mode"], row["outputs"], row["outputs_verified"]) == ("serve", "record", True)
+    (stream,) = row["runs"][0]["outputs_check"]["streams"]
+    with av.open(str(kept / "serve_1_1" / "s0.mp4")) as container:  # decoded here too, not only by the benchmark
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264"
+        frames = sum(1 for _ in container.decode(video))
+    assert frames > 0 and frames == stream["frames_decoded"] == stream["frames_written"]
+
+
+def test_serve_capacity_reads_run_progress() -> None:
+    """A ``backdrop run`` is read from its progress line: the parser follows the line's format."""
+    from backdrop.benchmarks.capacity_fleet import parse_progress
+    from backdrop.commands.progress import format_progress
+
+    line = format_progress(  # a live source's: no frame count
+        {"frames_out": 1234, "frame_count": None, "elapsed_s": 41.2, "fps_out": 29.9, "dropped": 7, "reconnects": 0,
+         "latency_ms": {"p50": 18.4, "p95": 30.0}}
+    )  # fmt: skip
+    count = parse_progress(5.0, line)
+    assert count is not None and (count.at, count.frames, count.dropped, count.latency_p50_ms) == (5.0, 1234, 7, 18.0)
+    assert parse_progress(5.0, "backdrop: error: no frames") is None
 
 
 @pytest.mark.slow
