@@ -232,6 +232,18 @@ def test_frames_without_timestamps_are_written_at_the_constant_rate(tmp_path: Pa
     assert streams(output)[0] == pytest.approx([index / 25 for index in range(10)], abs=1e-4)
 
 
+def test_frames_dropped_from_a_live_source_leave_their_time_in_the_recording(tmp_path: Path) -> None:
+    """A live camera at 25 fps whose frames 3–9 were dropped on the way: the recording still lasts as long as the
+    camera was recorded (numbered at the fixed rate it would play 0.2 s for 0.44 s of camera time)."""
+    output = tmp_path / "live.mp4"
+    captured = [100.00, 100.04, 100.08, 100.40, 100.44]
+    with VideoFileSink(output) as sink:
+        sink.open(64, 48, 25)
+        for index, at in enumerate(captured):
+            sink.write(Frame(np.full((48, 64, 3), index * 40, np.uint8), index=index, captured_at=at))
+    assert streams(output)[0] == pytest.approx([at - captured[0] for at in captured], abs=1e-4)
+
+
 @pytest.mark.parametrize("crash_safe", [True, False])
 def test_crash_safety_is_what_fragments_the_file(tmp_path: Path, crash_safe: bool) -> None:
     """benchmarks/crash_safety_cost.py compares the two: they must differ exactly in fragmentation."""

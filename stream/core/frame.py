@@ -27,6 +27,12 @@ class Frame:
     captured_at: float = field(default_factory=time.monotonic)
 
     @property
+    def time_s(self) -> float:
+        """When the frame is shown, in seconds on its stream's clock: the source's own time, else (live sources)
+        when it was captured, so frames dropped on the way leave their time empty instead of closing up."""
+        return self.pts_s if self.pts_s is not None else self.captured_at
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the picture."""
         return frame_size(self.image, self.layout)

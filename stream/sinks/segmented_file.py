@@ -67,7 +67,6 @@ class SegmentedFileSink(Sink):
         except OSError as e:
             raise SinkError(f"cannot write {self.pattern}: cannot create folder {folder}: {e.strerror or e}") from e
         self.geometry = (width, height, fps)
-        self.frame_s = 1 / fps if fps > 0 else 1 / 30
         self.opened_at = time.time()
         self.lock.acquire()
         try:
@@ -90,7 +89,7 @@ class SegmentedFileSink(Sink):
     def write(self, frame: Frame) -> None:
         if self.current is None:
             raise SinkError(f"{self.pattern} is not open")
-        time_s = frame.pts_s if frame.pts_s is not None else self.frames * self.frame_s
+        time_s = frame.time_s
         if self.origin_s is None:
             self.origin_s, self.cut_s = time_s, time_s + self.segment_s
         elif time_s >= self.cut_s - CUT_EPSILON_S:

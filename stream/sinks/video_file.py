@@ -18,7 +18,10 @@ live recording's partial is never taken for an interrupted one; the lock dies wi
 
 Time. Frames that carry the source's timestamp (``pts_s``: files) keep it, shifted so the first frame is
 at 0, on a 1/90000 s clock, so variable-frame-rate input stays variable; frames without one (live
-sources) are numbered at the constant rate given to ``open``.
+sources) keep when they were captured, but at least a frame's time (at the rate given to ``open``) after the
+one before: a recording lasts as long as the camera was recorded even where frames were dropped on the way
+(numbered at the fixed rate, a minute with a third dropped played in 40 s), and frames that come in a burst
+(or from a loop that makes them) keep the fixed rate.
 
 Audio. Given ``audio_from`` (the source file), its audio is written alongside (stream.sinks.audio_track).
 """
@@ -99,6 +102,7 @@ class VideoFileSink(Sink):
         self.frames = 0
         self.origin_s: float | None = None  # the first frame's time: it is written at 0
         self.last_pts = -1
+        self.last_time_s: float | None = None  # the last frame's time (see Time in the module docstring)
 
     def open(self, width: int, height: int, fps: float) -> None:
         folder = self.path.parent
@@ -166,11 +170,12 @@ class VideoFileSink(Sink):
             # OpenCV's BGR→I420 is several times faster than letting swscale convert inside the encoder
             i420 = bgr_to_i420(frame.image[: self.height, : self.width])
             picture = av.VideoFrame.from_ndarray(i420, format="yuv420p")
-        time_s = frame.pts_s if frame.pts_s is not None else self.frames * self.frame_s
+        time_s = self._time(frame)
         if self.origin_s is None:
             self.origin_s = time_s
         # strictly increasing, as encoders require, even where a damaged source repeats a timestamp
         self.last_pts = max(round((time_s - self.origin_s) / TIME_BASE), self.last_pts + 1)
+        self.last_time_s = time_s
         picture.pts, picture.time_base = self.last_pts, TIME_BASE
         try:
             self.container.mux(self.stream.encode(picture))
@@ -179,6 +184,13 @@ class VideoFileSink(Sink):
         except (av.error.FFmpegError, OSError) as e:
             raise SinkError(f"writing {self.path} failed: {getattr(e, 'strerror', None) or e}") from e
         self.frames += 1
+
+    def _time(self, frame: Frame) -> float:
+        """The frame's time in seconds: its source's, or for a live frame when it was captured, at least a frame
+        after the last one."""
+        if frame.pts_s is not None or self.last_time_s is None:
+            return frame.time_s
+        return max(frame.captured_at, self.last_time_s + self.frame_s)
 
     def close(self) -> None:
         """Flush the encoder, finish the container and move it into place (or remove it when empty)."""
