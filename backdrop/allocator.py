@@ -11,7 +11,6 @@ frame's working set is reused). Elsewhere than glibc (musl, macOS) this does not
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -21,10 +20,9 @@ TRIM_THRESHOLD = 1 << 30  # free heap memory kept for reuse before any is return
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process; True when glibc took them."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-    except OSError:
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (find_library would run ldconfig)
+    except (OSError, TypeError):  # TypeError: Windows has no such handle
         return False
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):
