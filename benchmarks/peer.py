@@ -95,7 +95,6 @@ def _theirs(plan: PeerPlan, clip: Path, output: Path, background: str) -> tuple[
 
 def _ours(clip: Path, output: Path, background: str) -> tuple[ProcessRun, int]:
     stats = output.with_suffix(".json")
-    stats.unlink(missing_ok=True)  # run never replaces a file it did not write
     run = cli_run(clip, output, "--background", background, "--stats-json", stats)
     return run, json.loads(stats.read_text())["totals"]["frames_out"]
 

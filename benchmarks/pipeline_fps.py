@@ -160,11 +160,10 @@ def run_process(command: Sequence[str | Path]) -> ProcessRun:
 
 
 def cli_run(clip: Path, output: Path, *extra: str | Path) -> ProcessRun:
-    """``backdrop run`` as a fresh process (imports, model load, run, close), over an earlier run's ``output``."""
-    output.unlink(missing_ok=True)  # run never replaces a file it did not write
-    return run_process(
-        [sys.executable, "-m", "backdrop.cli", "run", "--source", clip, "--output", output, "--no-progress", *extra]
-    )
+    """``backdrop run`` as a fresh process (imports, model load, run, close), replacing an earlier run's ``output``
+    (and stats file) with ``-y``."""
+    command: list[str | Path] = [sys.executable, "-m", "backdrop.cli", "run", "--source", clip, "--output", output]
+    return run_process([*command, "-y", "--no-progress", *extra])
 
 
 def measure(clip: Path, folder: Path, args: Settings) -> dict[str, Any]:
